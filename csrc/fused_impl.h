@@ -1,0 +1,144 @@
+/* Body of the fused kernels for one dtype T; included by fused.c. Each reads and writes its
+ * arrays once, where the unfused graph would make several passes and temporaries. */
+
+static inline T SFX(act)(int act, T v) {
+    switch (act) {
+    case MG_ACT_RELU: return v < 0 ? (T)0 : v;
+    case MG_ACT_SIGMOID: return v >= 0 ? (T)1 / ((T)1 + M(exp)(-v)) : M(exp)(v) / ((T)1 + M(exp)(v));
+    case MG_ACT_TANH: return M(tanh)(v);
+    default: return v;
+    }
+}
+
+/* act'(pre) written in terms of the output y */
+static inline T SFX(act_grad)(int act, T y) {
+    switch (act) {
+    case MG_ACT_RELU: return y > 0 ? (T)1 : (T)0;
+    case MG_ACT_SIGMOID: return y * ((T)1 - y);
+    case MG_ACT_TANH: return (T)1 - y * y;
+    default: return (T)1;
+    }
+}
+
+void SFX(mg_bias_act)(int act, int64_t m, int64_t n, T *y, const T *bias) {
+    #pragma omp parallel for schedule(static) if (m * n >= MG_PARALLEL_MIN)
+    for (int64_t i = 0; i < m; i++) {
+        T *restrict row = y + i * n;
+        if (act == MG_ACT_RELU) {
+            for (int64_t j = 0; j < n; j++) {
+                T v = row[j] + bias[j];
+                row[j] = v < 0 ? (T)0 : v;
+            }
+        } else if (act == MG_ACT_NONE) {
+            for (int64_t j = 0; j < n; j++) row[j] += bias[j];
+        } else {
+            for (int64_t j = 0; j < n; j++) row[j] = SFX(act)(act, row[j] + bias[j]);
+        }
+    }
+}
+
+void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y, T *dpre,
+                          T *dbias) {
+    #pragma omp parallel for schedule(static) if (m * n >= MG_PARALLEL_MIN)
+    for (int64_t i = 0; i < m; i++) {
+        const T *restrict gr = g + i * n, *restrict yr = y + i * n;
+        T *restrict dr = dpre + i * n;
+        if (act == MG_ACT_RELU) {
+            for (int64_t j = 0; j < n; j++) dr[j] = yr[j] > 0 ? gr[j] : (T)0;
+        } else {
+            for (int64_t j = 0; j < n; j++) dr[j] = gr[j] * SFX(act_grad)(act, yr[j]);
+        }
+    }
+    if (!dbias) return;
+    /* column sums in blocks of 256 columns; each thread owns its columns */
+    int64_t nblk = (n + 255) / 256;
+    #pragma omp parallel for schedule(static) if (m * n >= MG_PARALLEL_MIN)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t j0 = b * 256, jn = n - j0 < 256 ? n - j0 : 256;
+        double acc[256];
+        for (int64_t j = 0; j < jn; j++) acc[j] = 0;
+        for (int64_t i = 0; i < m; i++) {
+            const T *restrict dr = dpre + i * n + j0;
+            for (int64_t j = 0; j < jn; j++) acc[j] += dr[j];
+        }
+        for (int64_t j = 0; j < jn; j++) dbias[j0 + j] = (T)acc[j];
+    }
+}
+
+double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
+    double total = 0.0;
+    #pragma omp parallel for schedule(static) reduction(+ : total) if (n >= MG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        T v = x[i];
+        /* max(v, 0) - v t + log(1 + exp(-|v|)): never exponentiates a positive number */
+        T l = (v > 0 ? v : (T)0) - v * t[i] + M(log1p)(M(exp)(-M(fabs)(v)));
+        if (out) out[i] = l;
+        total += (double)l;
+    }
+    return total;
+}
+
+void SFX(mg_bce_logits_bwd)(int64_t n, const T *x, const T *t, const T *g, int64_t gs, T *dx,
+                            T *dt) {
+    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        T v = x[i], gi = g[i * gs];
+        T s = v >= 0 ? (T)1 / ((T)1 + M(exp)(-v)) : M(exp)(v) / ((T)1 + M(exp)(v));
+        dx[i] = gi * (s - t[i]);
+        if (dt) dt[i] = -gi * v;
+    }
+}
+
+void SFX(mg_gaussian_kl)(int64_t m, int64_t n, const T *mu, const T *logvar, T *out) {
+    for (int64_t i = 0; i < m; i++) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            T u = mu[i * n + j], lv = logvar[i * n + j];
+            acc += (double)((T)1 + lv - u * u - M(exp)(lv));
+        }
+        out[i] = (T)(-0.5 * acc);
+    }
+}
+
+void SFX(mg_gaussian_kl_bwd)(int64_t m, int64_t n, const T *mu, const T *logvar, const T *g,
+                             int64_t gs, T *dmu, T *dlogvar) {
+    for (int64_t i = 0; i < m; i++) {
+        T gi = g[i * gs];
+        for (int64_t j = 0; j < n; j++) {
+            int64_t k = i * n + j;
+            dmu[k] = gi * mu[k];
+            dlogvar[k] = gi * (T)0.5 * (M(exp)(logvar[k]) - (T)1);
+        }
+    }
+}
+
+void SFX(mg_adam)(int64_t n, T *p, const T *g, T *m, T *v, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, int64_t step) {
+    const double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
+    const T step_size = (T)(lr / bc1), inv_sqrt_bc2 = (T)(1.0 / sqrt(bc2));
+    const T b1 = (T)beta1, b2 = (T)beta2, e = (T)eps, wd = (T)weight_decay;
+    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        T gi = g[i] + wd * p[i];
+        T mi = b1 * m[i] + ((T)1 - b1) * gi;
+        T vi = b2 * v[i] + ((T)1 - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step_size * mi / (M(sqrt)(vi) * inv_sqrt_bc2 + e);
+    }
+}
+
+void SFX(mg_sgd)(int64_t n, T *p, const T *g, T *buf, double lr, double momentum,
+                 double dampening, double weight_decay, int nesterov, int first_step) {
+    const T mom = (T)momentum, damp = (T)dampening, wd = (T)weight_decay, l = (T)lr;
+    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        T d = g[i] + wd * p[i];
+        if (mom != 0) {
+            T b = first_step ? d : mom * buf[i] + ((T)1 - damp) * d;
+            buf[i] = b;
+            d = nesterov ? d + mom * b : b;
+        }
+        p[i] -= l * d;
+    }
+}
