@@ -1,0 +1,202 @@
+"""Raw C GEMM kernel (mg_gemm_f32 / mg_gemm_f64) against a float64 numpy reference.
+
+Calls the cffi extension directly, so it only needs `build.py` to have been run, not the Python
+package. Set MINIGRAD_KERNELS_SO to test a .so built elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _load_kernels():
+    path = os.environ.get("MINIGRAD_KERNELS_SO")
+    if not path:
+        try:
+            from minigrad._kernels import ffi, lib  # noqa: F401
+
+            return ffi, lib
+        except Exception:  # the package __init__ may be mid-edit: load the .so directly
+            root = Path(__file__).resolve().parents[2] / "minigrad"
+            found = sorted(root.glob("_kernels*.so")) + sorted(root.glob("_kernels*.pyd"))
+            if not found:
+                pytest.skip("minigrad._kernels is not built (run build.py)", allow_module_level=True)
+            path = str(found[0])
+    spec = importlib.util.spec_from_file_location("minigrad._kernels", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("minigrad._kernels", mod)
+    spec.loader.exec_module(mod)
+    return mod.ffi, mod.lib
+
+
+ffi, lib = _load_kernels()
+
+CTYPE = {np.float32: "float *", np.float64: "double *"}
+RTOL = {np.float32: 1e-4, np.float64: 1e-12}
+
+
+def _ptr(x: np.ndarray, dtype):
+    # x may be a strided view (row stride > width): point at its first element
+    base = x.__array_interface__["data"][0]
+    return ffi.cast(CTYPE[dtype], base)
+
+
+def _store(rows: int, cols: int, dtype, rng, pad: int = 0, fill=None):
+    """A rows x cols matrix as a view into a wider buffer (row stride cols + pad)."""
+    buf = rng.standard_normal((rows, cols + pad)).astype(dtype)
+    if fill is not None:
+        buf[...] = fill
+    return buf[:, :cols] if pad else buf
+
+
+def run_gemm(ta, tb, m, n, k, alpha, beta, dtype, rng, pad=0, c_fill=None):
+    a = _store(k, m, dtype, rng, pad) if ta else _store(m, k, dtype, rng, pad)
+    b = _store(n, k, dtype, rng, pad) if tb else _store(k, n, dtype, rng, pad)
+    c = _store(m, n, dtype, rng, pad, fill=c_fill)
+    c0 = c.astype(np.float64)
+    lda, ldb, ldc = (x.shape[1] + pad for x in (a, b, c))  # row strides of the underlying buffers
+    fn = lib.mg_gemm_f32 if dtype == np.float32 else lib.mg_gemm_f64
+    fn(int(ta), int(tb), m, n, k, alpha, _ptr(a, dtype), lda, _ptr(b, dtype), ldb, beta,
+       _ptr(c, dtype), ldc)
+    a64 = a.astype(np.float64)
+    b64 = b.astype(np.float64)
+    opa = a64.T if ta else a64
+    opb = b64.T if tb else b64
+    prod = opa @ opb
+    expect = alpha * prod + (beta * c0 if beta != 0 else 0.0)
+    # error scale: sum of |terms| that went into each entry
+    scale = abs(alpha) * (np.abs(opa) @ np.abs(opb)) + (abs(beta) * np.abs(c0) if beta != 0 else 0.0)
+    return c, expect, scale
+
+
+def check(ta, tb, m, n, k, alpha=1.0, beta=0.0, dtype=np.float32, seed=0, pad=0, c_fill=None):
+    rng = np.random.default_rng(seed)
+    got, expect, scale = run_gemm(ta, tb, m, n, k, alpha, beta, dtype, rng, pad, c_fill)
+    assert np.all(np.isfinite(got)), "non-finite output"
+    err = np.abs(got.astype(np.float64) - expect)
+    tol = RTOL[dtype] * (scale + 1e-30)
+    bad = err > tol
+    assert not bad.any(), (
+        f"ta={ta} tb={tb} m={m} n={n} k={k}: max err {err.max():.3g}, "
+        f"{bad.sum()} entries over tolerance"
+    )
+
+
+TRANS = list(itertools.product([0, 1], [0, 1]))
+DTYPES = [np.float32, np.float64]
+
+
+def test_path_reported():
+    path = ffi.string(lib.mg_gemm_path()).decode()
+    assert path
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_all_small_sizes(ta, tb, dtype):
+    """Every (m, n, k) in 1..17: crosses every micro-tile edge case (MR = 4 or 6, NR = 4..16)."""
+    rng = np.random.default_rng(1)
+    sizes = range(1, 18)
+    for m in sizes:
+        for n in sizes:
+            # all k for the diagonal, a spread of k elsewhere, to keep the test fast
+            ks = sizes if m == n else (1, 2, 7, 16, 17)
+            for k in ks:
+                check(ta, tb, m, n, k, dtype=dtype, seed=int(rng.integers(1 << 30)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0), (2.5, -1.0), (0.0, 0.5), (0.0, 0.0)])
+def test_alpha_beta_padded(ta, tb, alpha, beta, dtype):
+    """Leading dimensions larger than the width (sub-matrix views) and alpha/beta combinations,
+    at sizes that go through the packed path with edges."""
+    for m, n, k in [(13, 37, 29), (70, 45, 300), (7, 130, 9)]:
+        check(ta, tb, m, n, k, alpha, beta, dtype, pad=5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("shape", [(3, 5, 4), (50, 70, 90)])
+def test_beta_zero_ignores_nan(ta, tb, shape, dtype):
+    m, n, k = shape
+    check(ta, tb, m, n, k, 1.5, 0.0, dtype, pad=3, c_fill=np.nan)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 1.0, 3.0])
+def test_k_zero(dtype, beta):
+    rng = np.random.default_rng(2)
+    c = rng.standard_normal((5, 7)).astype(dtype)
+    before = c.copy()
+    if beta == 0.0:
+        c[0, 0] = np.nan
+    fn = lib.mg_gemm_f32 if dtype == np.float32 else lib.mg_gemm_f64
+    dummy = np.zeros(1, dtype)
+    fn(0, 0, 5, 7, 0, 1.0, _ptr(dummy, dtype), 1, _ptr(dummy, dtype), 7, beta, _ptr(c, dtype), 7)
+    np.testing.assert_array_equal(c, before * beta if beta else np.zeros_like(c))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_m_or_n(dtype):
+    fn = lib.mg_gemm_f32 if dtype == np.float32 else lib.mg_gemm_f64
+    c = np.full((2, 2), 7.0, dtype)
+    a = np.ones((2, 2), dtype)
+    fn(0, 0, 0, 2, 2, 1.0, _ptr(a, dtype), 2, _ptr(a, dtype), 2, 0.0, _ptr(c, dtype), 2)
+    fn(0, 0, 2, 0, 2, 1.0, _ptr(a, dtype), 2, _ptr(a, dtype), 2, 0.0, _ptr(c, dtype), 2)
+    assert (c == 7.0).all()
+
+
+# (m, n, k, trans_a, trans_b) of the VAE (batch 128, 784-400-20) forward and backward GEMMs
+VAE_SHAPES = [
+    (128, 400, 784, 0, 1),  # encoder fc1: X @ W1^T, W1 stored (400, 784)
+    (128, 20, 400, 0, 1),  # mu / logvar heads
+    (128, 400, 20, 0, 1),  # decoder fc3
+    (128, 784, 400, 0, 1),  # decoder fc4
+    (128, 784, 400, 0, 0),  # dX = dY @ W
+    (128, 400, 20, 0, 0),
+    (128, 20, 400, 0, 0),
+    (128, 400, 784, 0, 0),
+    (400, 784, 128, 1, 0),  # dW = dY^T @ X
+    (20, 400, 128, 1, 0),
+    (400, 20, 128, 1, 0),
+    (784, 400, 128, 1, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k,ta,tb", VAE_SHAPES)
+def test_vae_shapes(m, n, k, ta, tb, dtype):
+    check(ta, tb, m, n, k, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_multi_block(ta, tb, dtype):
+    """Several MC, KC blocks with ragged ends on every loop."""
+    check(ta, tb, 300, 517, 1100, 0.75, 0.5, dtype, pad=3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thread_counts_agree(dtype):
+    """Same answer with 1 thread and with the default thread count (deterministic partition)."""
+    rng = np.random.default_rng(3)
+    before = lib.mg_get_num_threads()
+    try:
+        outs = []
+        for nt in (1, max(before, 2)):
+            lib.mg_set_num_threads(nt)
+            got, expect, scale = run_gemm(0, 1, 130, 257, 300, 1.0, 0.0, dtype,
+                                          np.random.default_rng(4))
+            outs.append(got)
+            assert (np.abs(got - expect) <= RTOL[dtype] * scale).all()
+        np.testing.assert_array_equal(outs[0], outs[1])
+    finally:
+        lib.mg_set_num_threads(before)
