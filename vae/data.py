@@ -21,16 +21,17 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 
 __all__ = [
-    "DataError",
-    "Dataset",
     "EMBEDDED_PATH",
     "EMBEDDED_SHA256",
     "FIXED_BINARIZATION_SEED",
     "MNIST_FILES",
     "PROTOCOLS",
+    "DataError",
+    "Dataset",
     "count_batches",
     "iterate_batches",
     "load_embedded",
@@ -186,9 +187,7 @@ def _find_mnist_file(directory: Path, stem: str) -> Path | None:
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, img_path: Path, lbl_path: Path) -> None:
     if images.ndim != 3:
-        raise DataError(
-            f"{img_path}: images must be 3-D (N, H, W), got shape {images.shape}"
-        )
+        raise DataError(f"{img_path}: images must be 3-D (N, H, W), got shape {images.shape}")
     if labels.ndim != 1:
         raise DataError(f"{lbl_path}: labels must be 1-D (N,), got shape {labels.shape}")
     if len(images) != len(labels):
@@ -220,8 +219,7 @@ def load_mnist_dir(directory: PathLike) -> Dataset:
             paths[key] = found
     if missing:
         raise DataError(
-            f"{directory}: missing MNIST file(s): {'; '.join(missing)} "
-            f"(looked for {wanted})"
+            f"{directory}: missing MNIST file(s): {'; '.join(missing)} (looked for {wanted})"
         )
     arrays = {key: read_idx(path) for key, path in paths.items()}
     _check_pair(
@@ -252,8 +250,7 @@ def load_embedded(test_fraction: float = 1 / 6, seed: int = 0) -> Dataset:
         blob = path.read_bytes()
     except OSError:
         raise DataError(
-            f"{path}: embedded dataset not found; the package was installed without its "
-            "data files"
+            f"{path}: embedded dataset not found; the package was installed without its data files"
         ) from None
     digest = hashlib.sha256(blob).hexdigest()
     if digest != EMBEDDED_SHA256:

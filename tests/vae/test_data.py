@@ -419,14 +419,16 @@ def test_iterate_batches_shuffle_is_seeded(images: np.ndarray) -> None:
 
 def test_batch_size_validation(images: np.ndarray) -> None:
     rng = np.random.default_rng(0)
-    with pytest.raises(DataError, match=r"batch size 51 is larger than the number of examples \(50\)"):
+    too_big = r"batch size 51 is larger than the number of examples \(50\)"
+    with pytest.raises(DataError, match=too_big):
         data.iterate_batches(images, 51, "grayscale", rng)
     for bad in (0, -3):
         with pytest.raises(DataError, match="at least 1"):
             data.iterate_batches(images, bad, "grayscale", rng)
-    for bad in (2.5, True, "8"):
+    not_ints: tuple[object, ...] = (2.5, True, "8")
+    for wrong in not_ints:
         with pytest.raises(DataError, match="integer"):
-            data.iterate_batches(images, bad, "grayscale", rng)  # type: ignore[arg-type]
+            data.iterate_batches(images, wrong, "grayscale", rng)  # type: ignore[arg-type]
 
 
 def test_unknown_protocol_lists_valid_ones(images: np.ndarray) -> None:
