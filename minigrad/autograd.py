@@ -1,0 +1,232 @@
+"""Reverse-mode autograd: the Function base class, grad modes, and the backward pass.
+
+An op is a Function subclass with two static methods::
+
+    forward(ctx, *arrays, **params) -> array
+    backward(ctx, grad) -> one gradient array (or None) per input
+
+``ctx`` is the graph node itself: it holds the input Tensors, whatever ``save_for_backward``
+kept, and ``needs_input_grad`` so backward can skip gradients nobody asked for. Backward returns
+gradients in the *output's* broadcast shape; ``unbroadcast`` folds them back to each input's
+shape in this one place, so no op undoes broadcasting by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from . import backend
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+REGISTRY: dict[str, type[Function]] = {}
+"""Every op by name. The test suite requires a forward and a gradcheck case for each entry."""
+
+_node_ids = itertools.count(1)
+
+
+class _Flags:
+    grad_enabled = True
+    anomaly = False
+    retain_grads = False
+
+
+FLAGS = _Flags()
+
+
+class AnomalyError(RuntimeError):
+    """Raised in anomaly mode by the first op whose forward or backward makes a NaN or Inf."""
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Run a block without recording a graph (evaluation, optimizer updates)."""
+    previous = FLAGS.grad_enabled
+    FLAGS.grad_enabled = False
+    try:
+        yield
+    finally:
+        FLAGS.grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    previous = FLAGS.grad_enabled
+    FLAGS.grad_enabled = True
+    try:
+        yield
+    finally:
+        FLAGS.grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return FLAGS.grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Check every forward and backward result for NaN/Inf and name the op that made one."""
+    previous = FLAGS.anomaly
+    FLAGS.anomaly = True
+    try:
+        yield
+    finally:
+        FLAGS.anomaly = previous
+
+
+@contextlib.contextmanager
+def retain_grads() -> Iterator[None]:
+    """During this block, backward stores ``.grad`` on every node, not only on leaves.
+
+    Graph dumps use it to show how much gradient reached each intermediate value."""
+    previous = FLAGS.retain_grads
+    FLAGS.retain_grads = True
+    try:
+        yield
+    finally:
+        FLAGS.retain_grads = previous
+
+
+def _describe(t: Tensor) -> str:
+    return f"{t.name or 'unnamed'} (node {t.id}, shape {t.shape})"
+
+
+def _check_finite(what: str, fn: Function, array: np.ndarray) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        shapes = ", ".join(str(t.shape) for t in fn.inputs)
+        nonfinite_in = [
+            _describe(t) for t in fn.inputs if t.data.dtype.kind == "f" and not np.isfinite(t.data).all()
+        ]
+        hint = f"; non-finite inputs: {', '.join(nonfinite_in)}" if nonfinite_in else ""
+        raise AnomalyError(
+            f"{what} of op '{fn.op}' produced {bad} NaN/Inf value(s); input shapes: {shapes}{hint}"
+        )
+
+
+class Function:
+    """Base class of every op; also the graph node (``ctx``) that backward walks."""
+
+    op: ClassVar[str] = "function"
+    __slots__ = ("inputs", "saved", "needs_input_grad", "params", "freed", "output_name")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "op" in cls.__dict__:
+            REGISTRY[cls.op] = cls
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved = arrays
+
+    @staticmethod
+    def forward(ctx: Function, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Function, grad: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        """Run forward on the inputs' arrays and, when gradients are on, record the node."""
+        from .tensor import Tensor
+
+        dtype = inputs[0].data.dtype
+        for t in inputs:
+            if t.data.dtype != dtype:
+                raise TypeError(
+                    f"{cls.op}: mixed dtypes {dtype} and {t.data.dtype}; minigrad does not "
+                    "promote, convert one operand with .float() or .double()"
+                )
+        ctx = cls.__new__(cls)
+        ctx.inputs = inputs
+        ctx.saved = ()
+        ctx.params = params
+        ctx.freed = False
+        requires_grad = FLAGS.grad_enabled and any(t.requires_grad for t in inputs)
+        ctx.needs_input_grad = tuple(t.requires_grad for t in inputs) if requires_grad else ()
+        out = cls.forward(ctx, *[t.data for t in inputs], **params)
+        if FLAGS.anomaly:
+            _check_finite("forward", ctx, out)
+        return Tensor._from_op(out, ctx if requires_grad else None)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient over the axes that broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    return backend.current().reduce("sum", grad, axes, keepdims=False).reshape(shape)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Nodes that lead to root and require grad, inputs before outputs (iterative DFS)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if node.id in visited:
+            continue
+        visited.add(node.id)
+        stack.append((node, True))
+        if node._ctx is not None:
+            for parent in node._ctx.inputs:
+                if parent.requires_grad and parent.id not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
+    """Propagate `grad` from root to every leaf that requires grad, accumulating into ``.grad``."""
+    from .tensor import Tensor
+
+    be = backend.current()
+    grads: dict[int, np.ndarray] = {root.id: grad}
+    for node in reversed(_topological_order(root)):
+        g = grads.pop(node.id, None)
+        if g is None:
+            continue
+        fn = node._ctx
+        if fn is None:  # a leaf: accumulate, like PyTorch
+            g = np.ascontiguousarray(g)
+            node.grad = Tensor._from_op(g if node.grad is None else be.binary("add", node.grad.data, g), None)
+            continue
+        if FLAGS.retain_grads or node._retains_grad:
+            node.grad = Tensor._from_op(np.ascontiguousarray(g), None)
+        if fn.freed:
+            raise RuntimeError(
+                f"backward through op '{fn.op}' a second time: its saved values were freed by "
+                "the first backward. Pass retain_graph=True to the first backward() to call it "
+                "again on the same graph."
+            )
+        input_grads = fn.backward(fn, g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, pg in zip(fn.inputs, input_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            if FLAGS.anomaly:
+                _check_finite("backward", fn, pg)
+            pg = unbroadcast(pg, parent.shape)
+            previous = grads.get(parent.id)
+            grads[parent.id] = pg if previous is None else be.binary("add", previous, pg)
+        if not retain_graph:
+            fn.saved = ()
+            fn.freed = True
+
+
+def next_id() -> int:
+    return next(_node_ids)

@@ -1,0 +1,111 @@
+"""Kernel backends: one interface, two implementations.
+
+``c`` (the default) runs the kernels compiled from csrc/; ``numpy`` is the reference the tests
+check it against. Choose with the environment variable ``MINIGRAD_BACKEND=c|numpy`` or, for a
+block of code, ``with minigrad.backend.use("numpy"): ...``. Ops reach the active backend through
+``minigrad.backend.current()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import types
+import warnings
+from collections.abc import Iterator
+
+from . import numpy_backend
+
+try:
+    from . import c_backend
+except ImportError as exc:  # the extension did not build or is not on the path
+    c_backend = None  # type: ignore[assignment]
+    _c_error: ImportError | None = exc
+else:
+    _c_error = None
+
+_BACKENDS: dict[str, types.ModuleType | None] = {"c": c_backend, "numpy": numpy_backend}
+_active: types.ModuleType
+
+
+def _lookup(name: str) -> types.ModuleType:
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(_BACKENDS)}")
+    module = _BACKENDS[name]
+    if module is None:
+        raise ImportError(
+            f"the minigrad C extension (minigrad._kernels) is not available: {_c_error}. "
+            "Reinstall with `pip install .` from the project root (it needs a C compiler), "
+            "or select the reference backend with MINIGRAD_BACKEND=numpy."
+        )
+    return module
+
+
+def current() -> types.ModuleType:
+    """The active backend module."""
+    return _active
+
+
+def set_backend(name: str) -> None:
+    global _active
+    _active = _lookup(name)
+
+
+@contextlib.contextmanager
+def use(name: str) -> Iterator[types.ModuleType]:
+    """Run a block with another backend: ``with minigrad.backend.use("numpy"): ...``."""
+    global _active
+    previous = _active
+    _active = _lookup(name)
+    try:
+        yield _active
+    finally:
+        _active = previous
+
+
+def available() -> list[str]:
+    return [name for name, module in _BACKENDS.items() if module is not None]
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the C kernels may use (OpenMP); also set by MINIGRAD_NUM_THREADS."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    if c_backend is not None:
+        c_backend.set_num_threads(n)
+
+
+def backend_info() -> dict:
+    """What is running: backend name, compile flags, OpenMP, threads, GEMM kernel."""
+    info: dict = {"name": _active.name, "available": available()}
+    if c_backend is not None:
+        info.update(c_backend.info())
+    else:
+        info.update(compile_flags=None, openmp=False, num_threads=1, gemm_kernel=None,
+                    c_error=str(_c_error))  # fmt: skip
+    return info
+
+
+def _initial() -> types.ModuleType:
+    requested = os.environ.get("MINIGRAD_BACKEND", "").strip().lower()
+    if requested:
+        return _lookup(requested)
+    if c_backend is None:
+        warnings.warn(
+            "minigrad: the C extension minigrad._kernels is missing "
+            f"({_c_error}); running on the slow numpy reference backend. "
+            "Reinstall with `pip install .` (needs a C compiler) to get the C kernels.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return numpy_backend
+    return c_backend
+
+
+_active = _initial()
+_threads = os.environ.get("MINIGRAD_NUM_THREADS", "").strip()
+if _threads:
+    try:
+        set_num_threads(int(_threads))
+    except ValueError as exc:
+        raise ValueError(f"MINIGRAD_NUM_THREADS={_threads!r}: {exc}") from None

@@ -1,0 +1,320 @@
+"""The C backend: the same contract as ``numpy_backend``, computed by the kernels in csrc/.
+
+This module is the only place that hands pointers to C. Before each call it checks what the
+kernel assumes: float32/float64 of one dtype, element-aligned strides, shapes that fit int64.
+Outputs are allocated here by numpy; C only writes into them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad._kernels import ffi, lib  # raises ImportError when the extension was not built
+
+name = "c"
+
+_CTYPE = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *"}
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_FUNCS: dict[tuple[str, np.dtype], object] = {}
+
+_UNARY = {
+    "neg": lib.MG_NEG, "exp": lib.MG_EXP, "log": lib.MG_LOG, "sqrt": lib.MG_SQRT,
+    "tanh": lib.MG_TANH, "sigmoid": lib.MG_SIGMOID, "relu": lib.MG_RELU,
+    "softplus": lib.MG_SOFTPLUS, "abs": lib.MG_ABS, "pow_scalar": lib.MG_POW_SCALAR,
+    "clip": lib.MG_CLIP, "copy": lib.MG_COPY,
+}  # fmt: skip
+_BINARY = {
+    "add": lib.MG_ADD, "sub": lib.MG_SUB, "mul": lib.MG_MUL, "div": lib.MG_DIV,
+    "maximum": lib.MG_MAXIMUM, "minimum": lib.MG_MINIMUM, "eq": lib.MG_EQ,
+    "relu_bwd": lib.MG_RELU_BWD, "sigmoid_bwd": lib.MG_SIGMOID_BWD,
+    "tanh_bwd": lib.MG_TANH_BWD, "abs_bwd": lib.MG_ABS_BWD,
+    "softplus_bwd": lib.MG_SOFTPLUS_BWD, "sqrt_bwd": lib.MG_SQRT_BWD,
+    "pow_bwd": lib.MG_POW_BWD, "clip_bwd": lib.MG_CLIP_BWD,
+}  # fmt: skip
+_ACT = {"none": lib.MG_ACT_NONE, "relu": lib.MG_ACT_RELU, "sigmoid": lib.MG_ACT_SIGMOID,
+        "tanh": lib.MG_ACT_TANH}  # fmt: skip
+_INT64_MAX = 2**63 - 1
+
+UNARY_OPS = tuple(_UNARY)
+BINARY_OPS = tuple(_BINARY)
+
+
+def _kernel(base: str, dtype: np.dtype):
+    """lib.<base>_f32 or lib.<base>_f64, refusing anything that is not float32/float64."""
+    key = (base, dtype)
+    fn = _FUNCS.get(key)
+    if fn is None:
+        if dtype not in _SUFFIX:
+            raise TypeError(f"the C kernels take float32 or float64 arrays, got {dtype}")
+        fn = _FUNCS[key] = getattr(lib, f"{base}_{_SUFFIX[dtype]}")
+    return fn
+
+
+def _ptr(a: np.ndarray):
+    """Pointer to a's first element. The caller keeps `a` alive for the duration of the call."""
+    return ffi.cast(_CTYPE[a.dtype], a.__array_interface__["data"][0])
+
+
+def _usable(a: np.ndarray) -> np.ndarray:
+    """a itself when C can walk it by element strides, else a contiguous copy."""
+    item = a.itemsize
+    if all(s % item == 0 for s in a.strides) and a.__array_interface__["data"][0] % item == 0:
+        return a
+    return np.ascontiguousarray(a)
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    n = 1
+    for s in shape:
+        n *= s
+    if n > _INT64_MAX:
+        raise OverflowError(f"shape {shape} has more elements than a 64-bit index can count")
+
+
+def _coalesce(shape: tuple[int, ...], strides_list: list[list[int]]):
+    """Drop size-1 dims and merge neighbours that are contiguous in every operand."""
+    dims = [i for i, s in enumerate(shape) if s != 1]
+    out_shape: list[int] = []
+    out_strides: list[list[int]] = [[] for _ in strides_list]
+    for i in dims:
+        if out_shape and all(st[-1] == shape[i] * src[i] for st, src in zip(out_strides, strides_list)):
+            out_shape[-1] *= shape[i]
+            for st, src in zip(out_strides, strides_list):
+                st[-1] = src[i]
+        else:
+            out_shape.append(shape[i])
+            for st, src in zip(out_strides, strides_list):
+                st.append(src[i])
+    return out_shape, out_strides
+
+
+def _broadcast_strides(a: np.ndarray, shape: tuple[int, ...]) -> list[int]:
+    """Element strides of `a` read as `shape`: 0 along broadcast dims."""
+    pad = len(shape) - a.ndim
+    strides = [0] * pad
+    for dim, (n, s) in enumerate(zip(a.shape, a.strides)):
+        strides.append(0 if n == 1 and shape[pad + dim] != 1 else s // a.itemsize)
+    return strides
+
+
+def _i64(values: list[int]):
+    return ffi.new("int64_t[]", values) if values else ffi.NULL
+
+
+def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
+    x = _usable(x)
+    out = np.empty(x.shape, dtype=x.dtype)
+    if x.size == 0:
+        return out
+    shape, (xs,) = _coalesce(x.shape, [[s // x.itemsize for s in x.strides]])
+    _kernel("mg_unary", x.dtype)(
+        _UNARY[op], len(shape), _i64(shape), _ptr(x), _i64(xs), _ptr(out), p, q
+    )
+    return out
+
+
+def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: operands must share a dtype, got {a.dtype} and {b.dtype}")
+    a, b = _usable(a), _usable(b)
+    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    _check_size(shape)
+    out = np.empty(shape, dtype=a.dtype)
+    if out.size == 0:
+        return out
+    cshape, (as_, bs) = _coalesce(shape, [_broadcast_strides(a, shape), _broadcast_strides(b, shape)])
+    _kernel("mg_binary", a.dtype)(
+        _BINARY[op], len(cshape), _i64(cshape), _ptr(a), _i64(as_), _ptr(b), _i64(bs), _ptr(out),
+        p, q,
+    )  # fmt: skip
+    return out
+
+
+def where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    cond = _usable(np.asarray(cond, dtype=np.bool_))
+    a, b = _usable(a), _usable(b)
+    shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    out = np.empty(shape, dtype=a.dtype)
+    if out.size == 0:
+        return out
+    strides = [_broadcast_strides(cond, shape), _broadcast_strides(a, shape), _broadcast_strides(b, shape)]
+    cshape, (cs, as_, bs) = _coalesce(shape, strides)
+    cptr = ffi.cast("uint8_t *", cond.__array_interface__["data"][0])
+    _kernel("mg_where", a.dtype)(
+        len(cshape), _i64(cshape), cptr, _i64(cs), _ptr(a), _i64(as_), _ptr(b), _i64(bs), _ptr(out)
+    )
+    return out
+
+
+def reduce(op: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    x = _usable(x)
+    keep = [d for d in range(x.ndim) if d not in axes]
+    out_shape = tuple(x.shape[d] for d in keep)
+    out = np.empty(out_shape, dtype=x.dtype)
+    if out.size:
+        estrides = [s // x.itemsize for s in x.strides]
+        kshape, (ks,) = _coalesce(out_shape, [[estrides[d] for d in keep]])
+        rshape, (rs,) = _coalesce(tuple(x.shape[d] for d in axes), [[estrides[d] for d in axes]])
+        if x.size == 0:
+            rshape, rs = [0], [1]
+        _kernel("mg_reduce", x.dtype)(
+            lib.MG_SUM if op == "sum" else lib.MG_MAX, len(kshape) + len(rshape), len(rshape),
+            _i64(kshape + rshape), _ptr(x), _i64(ks + rs), _ptr(out),
+        )  # fmt: skip
+    if keepdims:
+        out = out.reshape([1 if d in axes else n for d, n in enumerate(x.shape)])
+    return out
+
+
+def _gemm_operand(a: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(array, trans, ld): read a 2-D operand in place when it is row- or column-major."""
+    rows, cols = a.shape
+    item = a.itemsize
+    s0, s1 = a.strides
+    if (cols <= 1 or s1 == item) and (rows <= 1 or (s0 % item == 0 and s0 // item >= cols)):
+        return a, 0, s0 // item if rows > 1 else max(cols, 1)
+    if (rows <= 1 or s0 == item) and (cols <= 1 or (s1 % item == 0 and s1 // item >= rows)):
+        return a, 1, s1 // item if cols > 1 else max(rows, 1)
+    a = np.ascontiguousarray(a)
+    return a, 0, max(cols, 1)
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, beta: float = 0.0) -> np.ndarray:
+    """out = a @ b (+ beta * out) for 2-D a (m, k) and b (k, n); transposed views are not copied."""
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+    a, ta, lda = _gemm_operand(a)
+    b, tb, ldb = _gemm_operand(b)
+    _kernel("mg_gemm", a.dtype)(
+        ta, tb, m, n, k, 1.0, _ptr(a), lda, _ptr(b), ldb, beta, _ptr(out), max(out.strides[0] // out.itemsize, 1)
+    )
+    return out
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b with numpy's batching rules for N-d operands (both at least 2-D)."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: operands must share a dtype, got {a.dtype} and {b.dtype}")
+    a, b = _usable(a), _usable(b)
+    if a.ndim == 2 and b.ndim == 2:
+        return gemm(a, b)
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
+    for idx in np.ndindex(*batch):
+        gemm(a[idx], b[idx], out=out[idx])
+    return out
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, act: str = "none") -> np.ndarray:
+    """act(x @ w.T + b): one GEMM, then bias and activation fused in one pass."""
+    y = gemm(x, w.T)
+    if b is not None or act != "none":
+        bias = np.ascontiguousarray(b) if b is not None else np.zeros(y.shape[1], dtype=y.dtype)
+        _kernel("mg_bias_act", y.dtype)(_ACT[act], y.shape[0], y.shape[1], _ptr(y), _ptr(bias))
+    return y
+
+
+def bias_act_backward(
+    g: np.ndarray, y: np.ndarray, act: str, need_bias: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    g = np.ascontiguousarray(g)
+    m, n = g.shape
+    if act == "none" and not need_bias:
+        return g, None
+    dpre = np.empty_like(g)
+    dbias = np.empty(n, dtype=g.dtype) if need_bias else None
+    _kernel("mg_bias_act_bwd", g.dtype)(
+        _ACT[act], m, n, _ptr(g), _ptr(np.ascontiguousarray(y)), _ptr(dpre),
+        _ptr(dbias) if dbias is not None else ffi.NULL,
+    )  # fmt: skip
+    return dpre, dbias
+
+
+def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
+    x, t = np.ascontiguousarray(x), np.ascontiguousarray(t)
+    out = np.empty_like(x) if reduction == "none" else None
+    total = _kernel("mg_bce_logits", x.dtype)(
+        x.size, _ptr(x), _ptr(t), _ptr(out) if out is not None else ffi.NULL
+    )
+    if out is not None:
+        return out
+    if reduction == "mean":
+        total /= max(x.size, 1)
+    return np.asarray(total, dtype=x.dtype)
+
+
+def bce_with_logits_backward(
+    x: np.ndarray, t: np.ndarray, g: np.ndarray, reduction: str, need_target: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    x, t = np.ascontiguousarray(x), np.ascontiguousarray(t)
+    if reduction == "none":
+        g, gs = np.ascontiguousarray(g), 1
+    else:
+        scale = 1.0 / max(x.size, 1) if reduction == "mean" else 1.0
+        g, gs = np.asarray(g * scale, dtype=x.dtype).reshape(1), 0
+    dx = np.empty_like(x)
+    dt = np.empty_like(x) if need_target else None
+    _kernel("mg_bce_logits_bwd", x.dtype)(
+        x.size, _ptr(x), _ptr(t), _ptr(g), gs, _ptr(dx), _ptr(dt) if dt is not None else ffi.NULL
+    )
+    return dx, dt
+
+
+def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    mu, logvar = np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
+    n = mu.shape[-1] if mu.ndim else 1
+    out = np.empty(mu.shape[:-1], dtype=mu.dtype)
+    _kernel("mg_gaussian_kl", mu.dtype)(out.size, n, _ptr(mu), _ptr(logvar), _ptr(out))
+    return out
+
+
+def gaussian_kl_backward(
+    mu: np.ndarray, logvar: np.ndarray, g: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    mu, logvar = np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
+    g = np.ascontiguousarray(np.broadcast_to(g, mu.shape[:-1]))
+    dmu, dlv = np.empty_like(mu), np.empty_like(mu)
+    _kernel("mg_gaussian_kl_bwd", mu.dtype)(
+        g.size, mu.shape[-1], _ptr(mu), _ptr(logvar), _ptr(g), 1, _ptr(dmu), _ptr(dlv)
+    )
+    return dmu, dlv
+
+
+def _inplace_ok(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError("optimizer buffers must be contiguous, writable arrays")
+
+
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step) -> None:
+    _inplace_ok(p, m, v)
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    _kernel("mg_adam", p.dtype)(
+        p.size, _ptr(p), _ptr(g), _ptr(m), _ptr(v), lr, beta1, beta2, eps, weight_decay, step
+    )
+
+
+def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
+    _inplace_ok(p, buf)
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    _kernel("mg_sgd", p.dtype)(
+        p.size, _ptr(p), _ptr(g), _ptr(buf), lr, momentum, dampening, weight_decay,
+        int(nesterov), int(first_step),
+    )  # fmt: skip
+
+
+def info() -> dict:
+    return {
+        "compile_flags": ffi.string(lib.mg_build_flags()).decode(),
+        "openmp": bool(lib.mg_openmp_enabled()),
+        "num_threads": lib.mg_get_num_threads(),
+        "gemm_kernel": ffi.string(lib.mg_gemm_path()).decode(),
+    }
+
+
+def set_num_threads(n: int) -> None:
+    lib.mg_set_num_threads(n)

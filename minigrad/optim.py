@@ -1,0 +1,97 @@
+"""Optimizers: SGD (with momentum) and Adam, each update one fused C pass per parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .nn.module import Parameter
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Parameter], defaults: dict[str, Any]):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{type(self).__name__}: item {i} is a {type(p).__name__}, not a Parameter")
+        if defaults.get("lr", 0) <= 0:
+            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {defaults.get('lr')}")
+        self.defaults = defaults
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters and per-parameter state (arrays copied), for checkpoints."""
+        return {
+            "defaults": dict(self.defaults),
+            "state": [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()} for s in self.state],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        entries = state.get("state")
+        if not isinstance(entries, list) or len(entries) != len(self.params):
+            n = len(entries) if isinstance(entries, list) else "no"
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {n} parameter states for {len(self.params)} parameters")
+        for i, (p, s) in enumerate(zip(self.params, entries)):
+            for k, v in s.items():
+                if isinstance(v, np.ndarray) and v.shape != p.shape:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {i} has shape {v.shape}, expected {p.shape}")
+        self.defaults.update(state.get("defaults", {}))
+        self.state = [{k: (np.array(v, dtype=p.dtype) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                      for p, s in zip(self.params, entries)]  # fmt: skip
+
+
+class SGD(Optimizer):
+    """p -= lr * d with d = g + weight_decay p, and with momentum (PyTorch's convention)
+    buf = momentum buf + (1 - dampening) d;  d = d + momentum buf if nesterov else buf."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):  # fmt: skip
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))  # fmt: skip
+
+    def step(self) -> None:
+        d = self.defaults
+        be = backend.current()
+        for p, s in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            first = "momentum_buffer" not in s
+            if first:
+                s["momentum_buffer"] = np.zeros_like(p.data)
+            be.sgd_step(p.data, p.grad.data, s["momentum_buffer"], d["lr"], d["momentum"],
+                        d["dampening"], d["weight_decay"], d["nesterov"], first)  # fmt: skip
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
+    p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps); weight_decay adds wd * p to g."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):  # fmt: skip
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay))
+
+    def step(self) -> None:
+        d = self.defaults
+        b1, b2 = d["betas"]
+        be = backend.current()
+        for p, s in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            if not s:
+                s.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+            s["step"] += 1
+            be.adam_step(p.data, p.grad.data, s["exp_avg"], s["exp_avg_sq"], d["lr"], b1, b2,
+                         d["eps"], d["weight_decay"], s["step"])  # fmt: skip

@@ -1,0 +1,455 @@
+"""Tensor: a numpy array with a gradient and a place in the autograd graph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import autograd
+from .autograd import Function
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+FLOAT_DTYPES = (float32, float64)
+_default_dtype = float32
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """The dtype of tensors made from Python numbers (float32 unless changed)."""
+    global _default_dtype
+    _default_dtype = _float_dtype(dtype, "set_default_dtype")
+
+
+def get_default_dtype() -> np.dtype:
+    return _default_dtype
+
+
+def _float_dtype(dtype: Any, what: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{what}: {dtype!r} is not a dtype; use float32 or float64") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{what}: minigrad computes in float32 or float64, not {dt}")
+    return dt
+
+
+def as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Validate and convert user data to a float32/float64 array.
+
+    Float arrays keep their dtype (float32 or float64) and share memory, like torch.from_numpy.
+    Python numbers and lists become the default dtype. Integer or bool *arrays* need an explicit
+    dtype (so a label array is never silently used as data); complex, object and string data are
+    refused."""
+    if isinstance(data, Tensor):
+        data = data.data
+    want = None if dtype is None else _float_dtype(dtype, "Tensor")
+    from_python = not isinstance(data, np.ndarray)
+    if from_python:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"Tensor: cannot make an array from {type(data).__name__}: {exc}") from None
+    else:
+        arr = data
+    kind = arr.dtype.kind
+    if kind == "f" and arr.dtype in FLOAT_DTYPES:
+        target = want or (_default_dtype if from_python else arr.dtype)
+    elif kind in "iub" and (want is not None or from_python):
+        target = want or _default_dtype
+    elif kind in "iub" or kind == "f":
+        raise TypeError(
+            f"Tensor: got a {arr.dtype} array; minigrad computes in float32 or float64. "
+            f"Pass dtype=minigrad.float32 (or float64) to convert it."
+        )
+    else:
+        raise TypeError(f"Tensor: {arr.dtype} data is not supported; minigrad needs real numbers")
+    return arr if arr.dtype == target else arr.astype(target)
+
+
+class Tensor:
+    """An n-dimensional float32/float64 array that records the ops applied to it.
+
+    ``Tensor(data, requires_grad=False, dtype=None, name=None)``. ``.data`` is the numpy array,
+    ``.grad`` a Tensor (or None) filled by ``backward()``, ``.name`` an optional label shown in
+    graph dumps."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "id", "_retains_grad", "__weakref__")
+    __array_priority__ = 100  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        self.data = as_array(data, dtype)
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Function | None = None
+        self.name = name
+        self.id = autograd.next_id()
+        self._retains_grad = False
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, ctx: Function | None) -> Tensor:
+        """Wrap an op's output without re-validating it (the hot path)."""
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = ctx is not None
+        t._ctx = ctx
+        t.name = None
+        t.id = autograd.next_id()
+        t._retains_grad = False
+        return t
+
+    # ---- what a tensor is ----
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    @property
+    def op(self) -> str:
+        """Name of the op that made this tensor, or 'leaf'."""
+        return self._ctx.op if self._ctx is not None else "leaf"
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        """The tensors this one was computed from (empty for leaves)."""
+        return self._ctx.inputs if self._ctx is not None else ()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return float(self.data.reshape(()))
+
+    def named(self, name: str) -> Tensor:
+        """Set the label shown in graph dumps and error messages; returns self."""
+        self.name = name
+        return self
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        self._retains_grad = True
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (a leaf with requires_grad=False)."""
+        return Tensor._from_op(self.data, None)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_ can only change leaf tensors; use detach() first")
+        self.requires_grad = bool(flag)
+        return self
+
+    def to(self, dtype: Any) -> Tensor:
+        dt = _float_dtype(dtype, "to")
+        return self if dt == self.dtype else _ops().Cast.apply(self, dtype=dt)
+
+    def float(self) -> Tensor:
+        return self.to(float32)
+
+    def double(self) -> Tensor:
+        return self.to(float64)
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        if self.name:
+            extra += f", name={self.name!r}"
+        body = np.array2string(self.data, separator=", ", threshold=20, precision=4)
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    def __bool__(self) -> bool:
+        raise TypeError("the truth value of a Tensor is ambiguous; compare .item() or .data instead")
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # ---- autograd ----
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * grad into every leaf's ``.grad``.
+
+        ``grad`` defaults to 1 for a single-element tensor and is required otherwise. Frees the
+        graph's saved values unless ``retain_graph=True``."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input of the graph has "
+                "requires_grad=True (or it was computed under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a tensor of shape {self.shape} needs a `grad` of that shape; "
+                    "only a single-element tensor gets the implicit gradient 1"
+                )
+            g = np.ones(self.shape, dtype=self.dtype)
+        else:
+            g = as_array(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
+            if g.shape != self.shape:
+                raise ValueError(f"backward(): grad has shape {g.shape}, the tensor has shape {self.shape}")
+        autograd.run_backward(self, g, retain_graph)
+
+    # ---- operators ----
+    def __add__(self, other: Any) -> Tensor:
+        return _ops().Add.apply(self, _lift(other, self))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops().Add.apply(_lift(other, self), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops().Sub.apply(self, _lift(other, self))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops().Sub.apply(_lift(other, self), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops().Mul.apply(self, _lift(other, self))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops().Mul.apply(_lift(other, self), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops().Div.apply(self, _lift(other, self))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops().Div.apply(_lift(other, self), self)
+
+    def __neg__(self) -> Tensor:
+        return _ops().Neg.apply(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, bool) or not isinstance(exponent, (int, float, np.number)):
+            raise TypeError(f"** takes a Python number as exponent, got {type(exponent).__name__}")
+        return _ops().PowScalar.apply(self, p=float(exponent))
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops().MatMul.apply(self, _lift(other, self))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops().MatMul.apply(_lift(other, self), self)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        return _ops().Index.apply(self, key=_index_key(key))
+
+    # ---- elementwise and reductions (see ops.py for the formulas) ----
+    def exp(self) -> Tensor:
+        return _ops().Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return _ops().Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return _ops().Sqrt.apply(self)
+
+    def tanh(self) -> Tensor:
+        return _ops().Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ops().Sigmoid.apply(self)
+
+    def relu(self) -> Tensor:
+        return _ops().Relu.apply(self)
+
+    def softplus(self) -> Tensor:
+        return _ops().Softplus.apply(self)
+
+    def abs(self) -> Tensor:
+        return _ops().Abs.apply(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        lo = -np.inf if min is None else float(min)
+        hi = np.inf if max is None else float(max)
+        if lo > hi:
+            raise ValueError(f"clip: min {lo} is greater than max {hi}")
+        return _ops().Clip.apply(self, lo=lo, hi=hi)
+
+    clamp = clip
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().Sum.apply(self, axes=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().Mean.apply(self, axes=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        axes = _axes(axis, self.ndim, "max")
+        if any(self.shape[a] == 0 for a in axes):
+            raise ValueError(f"max: cannot reduce over an empty axis (shape {self.shape})")
+        return _ops().Max.apply(self, axes=axes, keepdims=keepdims)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().LogSumExp.apply(self, axes=_axes(axis, self.ndim, "logsumexp"), keepdims=keepdims)
+
+    # ---- shape ----
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        try:
+            return _ops().Reshape.apply(self, shape=tuple(int(n) for n in shape))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} to {shape}: {exc}") from None
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0) -> Tensor:
+        return self.reshape(self.shape[:start_dim] + (-1,))
+
+    def transpose(self, *axes: int) -> Tensor:
+        """Reverse the dims (no args), swap two dims (two args, as PyTorch), or permute all dims."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        n = self.ndim
+        if not axes:
+            perm = tuple(reversed(range(n)))
+        elif len(axes) == 2:
+            i, j = (_axes((a,), n, "transpose")[0] for a in axes)
+            swapped = list(range(n))
+            swapped[i], swapped[j] = swapped[j], swapped[i]
+            perm = tuple(swapped)
+        elif len(axes) == n:
+            perm = _axes(axes, n, "transpose")
+        else:
+            raise ValueError(f"transpose: give no dims, two dims to swap, or all {n} dims, got {axes}")
+        return _ops().Transpose.apply(self, perm=perm)
+
+    def permute(self, *dims: int) -> Tensor:
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        if len(dims) != self.ndim:
+            raise ValueError(f"permute: give all {self.ndim} dims, got {dims}")
+        return self.transpose(dims)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        shape = tuple(int(s) for s in shape)
+        try:
+            np.broadcast_shapes(self.shape, shape)
+            if len(shape) < self.ndim or np.broadcast_shapes(self.shape, shape) != shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
+        return _ops().BroadcastTo.apply(self, shape=shape)
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+def _lift(value: Any, like: Tensor) -> Tensor:
+    """Make the other operand of a binary op a Tensor: Python numbers take `like`'s dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return Tensor._from_op(np.asarray(value, dtype=like.dtype), None)
+    if isinstance(value, np.ndarray) or isinstance(value, (list, tuple)):
+        return Tensor(value)
+    raise TypeError(f"cannot combine a Tensor with {type(value).__name__}")
+
+
+def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
+    """Normalize an axis argument (None, int, or tuple of ints) to sorted positive axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in items:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{what}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < max(ndim, 1) or (ndim == 0):
+            raise ValueError(f"{what}: axis {a} is out of range for a tensor with {ndim} dims")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated axis in {axis!r}")
+    return tuple(sorted(out)) if what != "transpose" else tuple(out)
+
+
+def _index_key(key: Any) -> Any:
+    """Indices as numpy understands them; Tensors and lists of ints become int arrays."""
+    if isinstance(key, tuple):
+        return tuple(_index_key(k) for k in key)
+    if isinstance(key, Tensor):
+        key = key.data
+    if isinstance(key, list):
+        key = np.asarray(key)
+    if isinstance(key, np.ndarray) and key.dtype.kind not in "iub":
+        raise IndexError(f"index arrays must hold integers or bools, got {key.dtype}")
+    return key
+
+
+# ---- constructors ----
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind randn/rand and the default parameter init."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def default_generator() -> np.random.Generator:
+    return _rng
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.zeros(shape, dtype=dtype or _default_dtype), requires_grad=requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.ones(shape, dtype=dtype or _default_dtype), requires_grad=requires_grad)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False,
+          generator: np.random.Generator | None = None) -> Tensor:  # fmt: skip
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    dt = _float_dtype(dtype or _default_dtype, "randn")
+    data = (generator or _rng).standard_normal(shape, dtype=dt)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False,
+         generator: np.random.Generator | None = None) -> Tensor:  # fmt: skip
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    dt = _float_dtype(dtype or _default_dtype, "rand")
+    return Tensor((generator or _rng).random(shape, dtype=dt), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor) -> Tensor:
+    return Tensor(np.zeros_like(t.data))
+
+
+def ones_like(t: Tensor) -> Tensor:
+    return Tensor(np.ones_like(t.data))
