@@ -97,15 +97,37 @@ except Exception:
     torch = None
 
 
-def median_time(fn, repeats: int, nbuf: int) -> float:
-    for i in range(2 * nbuf):  # warm-up: page in every buffer, spin up thread pools
-        fn(i % nbuf)
-    times = []
-    for r in range(repeats):
+def median_times(fns: dict, repeats: int, nbuf: int, rounds: int = 3) -> dict:
+    """Median seconds per call of each fn(i).
+
+    Implementations are timed in blocks (a few rounds of: pause, warm-up, samples), not interleaved
+    call by call: OpenBLAS's idle worker keeps spinning (sched_yield) for ~0.1 s after each call,
+    and on a 2-core machine that spinning thread halves the speed of whatever runs next. The pause
+    lets the previous library's threads go to sleep. One sample = `inner` calls over rotating
+    buffers, at least ~2 ms, so tiny GEMMs are not dominated by timer resolution."""
+    inner = {}
+    for name, fn in fns.items():
+        for i in range(2 * nbuf):  # warm-up: page in every buffer, spin up thread pools
+            fn(i % nbuf)
         t0 = time.perf_counter()
-        fn(r % nbuf)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        for i in range(nbuf):
+            fn(i)
+        per = (time.perf_counter() - t0) / nbuf
+        inner[name] = max(1, int(2e-3 / max(per, 1e-7)))
+    samples = {name: [] for name in fns}
+    per_round = max(1, (repeats + rounds - 1) // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(0.25)
+            for i in range(nbuf):
+                fn(i)
+            n_in = inner[name]
+            for r in range(per_round):
+                t0 = time.perf_counter()
+                for j in range(n_in):
+                    fn((r + j) % nbuf)
+                samples[name].append((time.perf_counter() - t0) / n_in)
+    return {name: float(np.median(v)) for name, v in samples.items()}
 
 
 def bench_shape(dtype, m, n, k, ta, tb):
@@ -136,12 +158,12 @@ def bench_shape(dtype, m, n, k, ta, tb):
         scale = np.abs(opa[i]).astype(np.float64) @ np.abs(opb[i]).astype(np.float64)
         if not (np.abs(Cs[i] - ref) <= tol * scale + 1e-30).all():
             raise SystemExit(f"WRONG RESULT from mg_gemm for {m}x{n}x{k} ta={ta} tb={tb}")
-    row["ours"] = flop / median_time(ours, args.repeats, nbuf) / 1e9
+    fns = {"ours": ours}
 
     def npy(i):
         np.matmul(opa[i], opb[i], out=Cs[i])
 
-    row["numpy"] = flop / median_time(npy, args.repeats, nbuf) / 1e9
+    fns["numpy"] = npy
 
     if Tensor is not None:
         try:
@@ -151,7 +173,7 @@ def bench_shape(dtype, m, n, k, ta, tb):
             if not np.allclose(got, opa[0] @ opb[0], rtol=1e-3, atol=1e-3):
                 row["tensor"] = "wrong"
             else:
-                row["tensor"] = flop / median_time(lambda i: TA[i] @ TB[i], args.repeats, nbuf) / 1e9
+                fns["tensor"] = lambda i: TA[i] @ TB[i]
         except Exception as e:
             row["tensor"] = f"n/a ({type(e).__name__})"
     else:
@@ -160,7 +182,9 @@ def bench_shape(dtype, m, n, k, ta, tb):
     if torch is not None:
         tA = [torch.from_numpy(x) for x in opa]
         tB = [torch.from_numpy(x) for x in opb]
-        row["torch"] = flop / median_time(lambda i: torch.matmul(tA[i], tB[i]), args.repeats, nbuf) / 1e9
+        fns["torch"] = lambda i: torch.matmul(tA[i], tB[i])
+    for name, t in median_times(fns, args.repeats, nbuf).items():
+        row[name] = flop / t / 1e9
     return row
 
 

@@ -29,6 +29,15 @@
  * ~100k FLOPs of one core's time. */
 #define MG_GEMM_PAR_FLOPS 400000.0
 
+/* Packing routines and the micro-kernel are kept out of line: they are large loops where a call
+ * costs nothing, and separate functions give the register allocator the kernel alone (and show up
+ * separately in a profile). */
+#if defined(__GNUC__)
+#define MG_NOINLINE __attribute__((noinline))
+#else
+#define MG_NOINLINE
+#endif
+
 /* Packing buffers: 64-byte aligned (cache line, and the micro-kernel uses aligned vector loads),
  * allocated per call and per thread, freed before returning: nothing crosses into Python. Plain
  * malloc + manual alignment keeps this C99 (no posix_memalign / aligned_alloc needed). */

@@ -18,7 +18,7 @@
 
 /* Pack rows [0, mc) x cols [0, kc) of op(A) into MR-row slivers, zero-padding the last one.
  * `a` points at op(A)[0][0] of the block. Sliver layout: for p in kc: MR values. */
-static void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, const T *restrict a, int64_t lda,
+static MG_NOINLINE void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, const T *restrict a, int64_t lda,
                              T *restrict dst) {
     for (int64_t i = 0; i < mc; i += MR) {
         int64_t mr = mc - i < MR ? mc - i : MR;
@@ -55,7 +55,7 @@ static void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, const T *restric
 
 /* Pack rows [0, kc) x cols [0, nc) of op(B) into NR-column slivers, zero-padding the last one.
  * `b` points at op(B)[0][0] of the block. Sliver layout: for p in kc: NR values. */
-static void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, const T *restrict b, int64_t ldb,
+static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, const T *restrict b, int64_t ldb,
                              T *restrict dst) {
     for (int64_t j = 0; j < nc; j += NR) {
         int64_t nr = nc - j < NR ? nc - j : NR;
@@ -96,7 +96,7 @@ static void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, const T *restric
 /* Two vectors per row of the tile (NR = 2 * VL): MR * 2 accumulators + 2 B vectors + 1 broadcast
  * A value = 15 of the 16 ymm registers for MR = 6. Per k step: 2 loads, MR broadcasts, 2 * MR FMAs,
  * enough independent accumulators (12) to cover the FMA latency x throughput (4 cycles x 2 pipes). */
-static void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict c,
+static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict c,
                               int64_t ldc, T alpha, T beta) {
     VT c00 = VZERO(), c01 = VZERO(), c10 = VZERO(), c11 = VZERO(), c20 = VZERO(), c21 = VZERO();
     VT c30 = VZERO(), c31 = VZERO(), c40 = VZERO(), c41 = VZERO(), c50 = VZERO(), c51 = VZERO();
@@ -144,7 +144,7 @@ static void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restric
 #else
 /* Portable kernel: a small accumulator tile the compiler keeps in registers and vectorizes over
  * the NR columns with whatever SIMD the target has (SSE2 / NEON). */
-static void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict c,
+static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict c,
                               int64_t ldc, T alpha, T beta) {
     T acc[MR][NR];
     for (int i = 0; i < MR; i++)
@@ -305,7 +305,9 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
         if (lo < hi) {
             int64_t mm = split_n ? m : hi - lo, nn = split_n ? hi - lo : n;
             int64_t ncmax = nn < NC ? nn : NC;
-            size_t asz = (size_t)(mcb * kcb), bsz = (size_t)(SFX(gemm_round_up)(ncmax, NR) * kcb);
+            /* B part starts 64-byte aligned: the micro-kernel loads packed B with aligned loads */
+            size_t asz = (size_t)SFX(gemm_round_up)(mcb * kcb, 64 / sizeof(T)),
+                   bsz = (size_t)(SFX(gemm_round_up)(ncmax, NR) * kcb);
             T *buf = (T *)mg_gemm_alloc((asz + bsz) * sizeof(T));
             if (buf) {
                 const T *at = a, *bt = b;
