@@ -66,15 +66,29 @@ void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y,
 }
 
 double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
-    double total = 0.0;
-    #pragma omp parallel for schedule(static) reduction(+ : total) if (n >= MG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        T v = x[i];
-        /* max(v, 0) - v t + log(1 + exp(-|v|)): never exponentiates a positive number */
-        T l = (v > 0 ? v : (T)0) - v * t[i] + M(log1p)(M(exp)(-M(fabs)(v)));
-        if (out) out[i] = l;
-        total += (double)l;
+    /* Fixed-size chunks summed in order: the total does not depend on the thread count or on
+     * which thread finishes first, so a seeded training run repeats bit for bit. */
+    enum { CHUNK = 4096 };
+    int64_t nchunks = (n + CHUNK - 1) / CHUNK;
+    double partial_stack[64];
+    double *partial = nchunks <= 64 ? partial_stack : (double *)malloc(sizeof(double) * nchunks);
+    if (!partial) return NAN;
+    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        double acc = 0.0;
+        for (int64_t i = c * CHUNK; i < end; i++) {
+            T v = x[i];
+            /* max(v, 0) - v t + log(1 + exp(-|v|)): never exponentiates a positive number */
+            T l = (v > 0 ? v : (T)0) - v * t[i] + M(log1p)(M(exp)(-M(fabs)(v)));
+            if (out) out[i] = l;
+            acc += (double)l;
+        }
+        partial[c] = acc;
     }
+    double total = 0.0;
+    for (int64_t c = 0; c < nchunks; c++) total += partial[c];
+    if (partial != partial_stack) free(partial);
     return total;
 }
 

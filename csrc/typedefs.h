@@ -4,6 +4,7 @@
 #define MG_TYPEDEFS_H
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define MG_PARALLEL_MIN 32768 /* below this many elements a thread team costs more than it saves */
 #define MG_MAX_DIMS 64

@@ -1,0 +1,92 @@
+"""Checkpoints: one .npz holding the model, the optimizer state, the RNG states and the config.
+
+Written atomically (a temp file in the same folder, fsync, then rename), so a crash mid-write
+leaves the previous checkpoint intact. Loading checks every part and raises CheckpointError
+naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "vae-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing, damaged, or does not fit the model it is loaded into."""
+
+
+def save(path: Path | str, model_state: dict[str, np.ndarray], optimizer_state: dict[str, Any],
+         meta: dict[str, Any]) -> Path:  # fmt: skip
+    """Write the checkpoint atomically; returns its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {f"model/{k}": v for k, v in model_state.items()}
+    optim_meta = {"defaults": optimizer_state["defaults"], "state": []}
+    for i, entry in enumerate(optimizer_state["state"]):
+        scalars = {}
+        for k, v in entry.items():
+            if isinstance(v, np.ndarray):
+                arrays[f"optim/{i}/{k}"] = v
+            else:
+                scalars[k] = v
+        optim_meta["state"].append(scalars)
+    header = {"format": FORMAT, "version": VERSION, "optimizer": optim_meta, **meta}
+    arrays["meta"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    """{"meta", "model", "optimizer"} from a checkpoint, validated structurally."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}") from None
+    if "meta" not in files:
+        raise CheckpointError(f"{path}: no 'meta' entry; this is not a VAE checkpoint")
+    try:
+        meta = json.loads(files.pop("meta").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: the 'meta' entry is corrupt: {exc}") from None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"expected {FORMAT!r} version {VERSION}"
+        )
+    model = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
+    optim_meta = meta.pop("optimizer", None)
+    if not model or optim_meta is None:
+        raise CheckpointError(f"{path}: missing model parameters or optimizer state")
+    state = [dict(s) for s in optim_meta["state"]]
+    for key, value in files.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            if int(index) >= len(state):
+                raise CheckpointError(f"{path}: optimizer entry {key} has no parameter")
+            state[int(index)][name] = value
+    for name, value in model.items():
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: parameter {name} contains NaN or Inf")
+    return {"meta": meta, "model": model, "optimizer": {"defaults": optim_meta["defaults"], "state": state}}
