@@ -28,15 +28,28 @@ _BACKENDS: dict[str, types.ModuleType | None] = {"c": c_backend, "numpy": numpy_
 _active: types.ModuleType
 
 
+def _missing_extension_hint() -> str:
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1]
+    if (package.parent / "build.py").is_file() and not list(package.glob("_kernels*")):
+        return (
+            f" minigrad was imported from the source tree {package.parent}, which holds no "
+            "compiled kernels: run from another folder (the installed copy has them), use the "
+            "`vae` command, or build in place with `pip install -e .`."
+        )
+    return " Reinstall with `pip install .` from the project root (it needs a C compiler)."
+
+
 def _lookup(name: str) -> types.ModuleType:
     if name not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {sorted(_BACKENDS)}")
     module = _BACKENDS[name]
     if module is None:
         raise ImportError(
-            f"the minigrad C extension (minigrad._kernels) is not available: {_c_error}. "
-            "Reinstall with `pip install .` from the project root (it needs a C compiler), "
-            "or select the reference backend with MINIGRAD_BACKEND=numpy."
+            f"the minigrad C extension (minigrad._kernels) is not available: {_c_error}."
+            + _missing_extension_hint()
+            + " To run on the numpy reference backend instead, set MINIGRAD_BACKEND=numpy."
         )
     return module
 
@@ -93,8 +106,8 @@ def _initial() -> types.ModuleType:
     if c_backend is None:
         warnings.warn(
             "minigrad: the C extension minigrad._kernels is missing "
-            f"({_c_error}); running on the slow numpy reference backend. "
-            "Reinstall with `pip install .` (needs a C compiler) to get the C kernels.",
+            f"({_c_error}); running on the slow numpy reference backend."
+            + _missing_extension_hint(),
             RuntimeWarning,
             stacklevel=3,
         )
