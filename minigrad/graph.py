@@ -446,7 +446,10 @@ def _dot_str(s: str) -> str:
 
 
 def _dot_label(n: Mapping[str, Any]) -> str:
-    lines = [n["name"] or f"%{n['id']}"]
+    first = n["name"] or f"%{n['id']}"
+    if not n["name"] and n.get("kind") == "const":  # a Python number: show the number itself
+        first = _fmt((n.get("value") or {}).get("mean"))
+    lines = [first]
     if n["op"] == "leaf" or n.get("is_leaf"):
         lines.append(f"leaf {n.get('kind', '')}".strip())
     else:
@@ -685,6 +688,10 @@ def diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     Nodes are matched by name when they have one, else by position and op. Reports structural
     differences (nodes only on one side, changed op/shape/dtype/inputs/requires_grad), then, per
     node, the value statistics and gradient norm that changed."""
+    for side, dump in (("A", a), ("B", b)):
+        problem = _validate(dump)
+        if problem:
+            raise ValueError(f"diff: dump {side} is not a valid minigrad graph dump: {problem}")
     na, nb = a["nodes"], b["nodes"]
     ka, kb = _keys(na), _keys(nb)
     ia, ib = dict(zip(ka, na)), dict(zip(kb, nb))

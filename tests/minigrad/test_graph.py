@@ -130,6 +130,7 @@ def test_dot_cluster_and_edge_styles():
     assert "dashed" in eps_edge.group(1) and "dashed" not in sig_edge.group(1)
     assert "penwidth=2" in sig_edge.group(1)
     assert 'label="W_mu\\nleaf param\\nf32[3,2]' in dot
+    assert 'label="0.5\\nleaf const\\nf32[]' in dot  # the 0.5 of 0.5 * logvar shows its value
     assert "subgraph" not in graph.to_dot(loss)  # no clusters unless asked
 
 
@@ -223,6 +224,8 @@ def test_diff_reports_changes_between_steps():
     )  # unnamed nodes matched by position
     same = graph.diff(a, a)
     assert "changed nodes: 0" in same
+    with pytest.raises(ValueError, match="dump B"):
+        graph.diff(a, {"schema": "something else"})
 
 
 def test_diff_reports_structure():
@@ -299,3 +302,17 @@ def test_deep_chain_has_no_recursion_limit():
     assert len(dump["nodes"]) == depth + 1 and dump["nodes"][0]["name"] == "x"
     assert text.count("\n") == depth + 1 + 4  # header lines + one line per node
     assert elapsed < 5.0, f"dumping a {depth}-deep chain took {elapsed:.1f} s"
+
+
+@pytest.mark.slow
+def test_hundred_thousand_deep_chain():
+    x = mg.Tensor(np.float32(1.0), requires_grad=True, name="x")
+    y = x
+    for _ in range(100_000):
+        y = y.relu()
+    with mg.retain_grads():
+        y.backward()
+    dump = graph.to_json(y)
+    assert len(dump["nodes"]) == 100_001 and dump["nodes"][50_000]["grad"]["norm"] == 1.0
+    assert graph.to_text(y).count("\n") == 100_001 + 4
+    assert graph.to_dot(y).count(" -> ") == 100_000
