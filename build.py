@@ -51,7 +51,7 @@ def _accepts(cc: str, flags: list[str], source: str = "int main(void){return 0;}
 
 def compile_flags() -> tuple[list[str], list[str], bool]:
     cc = _compiler()
-    cflags = ["-O3", "-std=c99", "-fno-math-errno"]
+    cflags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math"]
     if os.environ.get("MINIGRAD_PORTABLE", "") not in ("", "0"):
         pass
     elif _accepts(cc, ["-march=native"]):

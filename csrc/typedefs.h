@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "fastmath.h"
+
 #define MG_PARALLEL_MIN 32768 /* below this many elements a thread team costs more than it saves */
 #define MG_MAX_DIMS 64
 
