@@ -201,11 +201,11 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             continue
         fn = node._ctx
         if fn is None:  # a leaf: accumulate, like PyTorch
-            g = np.ascontiguousarray(g)
+            g = np.ascontiguousarray(g).reshape(g.shape)  # ascontiguousarray makes 0-d 1-d
             node.grad = Tensor._from_op(g if node.grad is None else be.binary("add", node.grad.data, g), None)
             continue
         if FLAGS.retain_grads or node._retains_grad:
-            node.grad = Tensor._from_op(np.ascontiguousarray(g), None)
+            node.grad = Tensor._from_op(np.ascontiguousarray(g).reshape(g.shape), None)
         if fn.freed:
             raise RuntimeError(
                 f"backward through op '{fn.op}' a second time: its saved values were freed by "

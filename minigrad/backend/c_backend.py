@@ -60,7 +60,12 @@ def _usable(a: np.ndarray) -> np.ndarray:
     item = a.itemsize
     if all(s % item == 0 for s in a.strides) and a.__array_interface__["data"][0] % item == 0:
         return a
-    return np.ascontiguousarray(a)
+    return _contiguous(a)
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """np.ascontiguousarray, but a 0-d array stays 0-d."""
+    return np.ascontiguousarray(a).reshape(a.shape)
 
 
 def _check_size(shape: tuple[int, ...]) -> None:
@@ -235,7 +240,7 @@ def bias_act_backward(
 
 
 def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
-    x, t = np.ascontiguousarray(x), np.ascontiguousarray(t)
+    x, t = _contiguous(x), _contiguous(t)
     out = np.empty_like(x) if reduction == "none" else None
     total = _kernel("mg_bce_logits", x.dtype)(
         x.size, _ptr(x), _ptr(t), _ptr(out) if out is not None else ffi.NULL
@@ -250,9 +255,9 @@ def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
 def bce_with_logits_backward(
     x: np.ndarray, t: np.ndarray, g: np.ndarray, reduction: str, need_target: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    x, t = np.ascontiguousarray(x), np.ascontiguousarray(t)
+    x, t = _contiguous(x), _contiguous(t)
     if reduction == "none":
-        g, gs = np.ascontiguousarray(g), 1
+        g, gs = _contiguous(g), 1
     else:
         scale = 1.0 / max(x.size, 1) if reduction == "mean" else 1.0
         g, gs = np.asarray(g * scale, dtype=x.dtype).reshape(1), 0

@@ -70,7 +70,8 @@ BINARY_OPS = tuple(_BINARY)
 
 
 def _out(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    return np.ascontiguousarray(result, dtype=dtype)
+    # ascontiguousarray turns 0-d into 1-d; the reshape keeps a scalar result 0-d
+    return np.ascontiguousarray(result, dtype=dtype).reshape(np.shape(result))
 
 
 def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
