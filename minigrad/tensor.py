@@ -340,7 +340,8 @@ class Tensor:
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         if len(dims) != self.ndim:
             raise ValueError(f"permute: give all {self.ndim} dims, got {dims}")
-        return self.transpose(dims)
+        # not self.transpose(dims): for 2-D, transpose reads two dims as a swap, so (0, 1) would flip
+        return _ops().Transpose.apply(self, perm=_axes(dims, self.ndim, "transpose"))
 
     @property
     def T(self) -> Tensor:
