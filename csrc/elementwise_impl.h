@@ -60,6 +60,9 @@ static void SFX(unary_row)(int op, int64_t n, const T *restrict x, int64_t xs, T
         } else if (as == 1 && bs == 0) {                                                 \
             const T v = b[0];                                                            \
             for (int64_t i = 0; i < n; i++) { T u = a[i]; o[i] = (EXPR); }               \
+        } else if (as == 0 && bs == 1) {                                                 \
+            const T u = a[0];                                                            \
+            for (int64_t i = 0; i < n; i++) { T v = b[i]; o[i] = (EXPR); }               \
         } else {                                                                         \
             for (int64_t i = 0; i < n; i++) {                                            \
                 T u = a[i * as], v = b[i * bs];                                          \
@@ -144,6 +147,16 @@ void SFX(mg_binary)(int op, int ndim, const int64_t *shape, const T *a, const in
         SFX(row_offsets)(ndim, shape, r, 2, strides, off);
         SFX(binary_row)(op, n, a + off[0], as1, b + off[1], bs1, out + r * n, (T)p, (T)q);
     }
+}
+
+void SFX(mg_unary_flat)(int op, int64_t n, const T *x, T *out, double p, double q) {
+    int64_t one = 1;
+    SFX(mg_unary)(op, 1, &n, x, &one, out, p, q);
+}
+
+void SFX(mg_binary_flat)(int op, int64_t n, const T *a, int64_t as, const T *b, int64_t bs,
+                         T *out, double p, double q) {
+    SFX(mg_binary)(op, 1, &n, a, &as, b, &bs, out, p, q);
 }
 
 void SFX(mg_where)(int ndim, const int64_t *shape, const uint8_t *cond, const int64_t *cs,

@@ -135,26 +135,39 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run forward on the inputs' arrays and, when gradients are on, record the node."""
-        from .tensor import Tensor
-
         dtype = inputs[0].data.dtype
+        arrays = []
+        requires_grad = False
         for t in inputs:
-            if t.data.dtype != dtype:
+            data = t.data
+            if data.dtype is not dtype and data.dtype != dtype:
                 raise TypeError(
-                    f"{cls.op}: mixed dtypes {dtype} and {t.data.dtype}; minigrad does not "
+                    f"{cls.op}: mixed dtypes {dtype} and {data.dtype}; minigrad does not "
                     "promote, convert one operand with .float() or .double()"
                 )
+            requires_grad = requires_grad or t.requires_grad
+            arrays.append(data)
         ctx = cls.__new__(cls)
         ctx.inputs = inputs
         ctx.saved = ()
         ctx.params = params
         ctx.freed = False
-        requires_grad = FLAGS.grad_enabled and any(t.requires_grad for t in inputs)
-        ctx.needs_input_grad = tuple(t.requires_grad for t in inputs) if requires_grad else ()
-        out = cls.forward(ctx, *[t.data for t in inputs], **params)
+        requires_grad = requires_grad and FLAGS.grad_enabled
+        ctx.needs_input_grad = tuple([t.requires_grad for t in inputs]) if requires_grad else ()
+        out = cls.forward(ctx, *arrays, **params)
         if FLAGS.anomaly:
             _check_finite("forward", ctx, out)
-        return Tensor._from_op(out, ctx if requires_grad else None)
+        return _wrap(out, ctx if requires_grad else None)
+
+
+def _wrap(data: np.ndarray, ctx: Function | None) -> Tensor:
+    """Make the output Tensor; bound to Tensor._from_op when tensor.py is imported."""
+    raise RuntimeError("minigrad.tensor was not imported")
+
+
+def bind_tensor_class(from_op: Any) -> None:
+    global _wrap
+    _wrap = from_op
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -191,8 +204,6 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Propagate `grad` from root to every leaf that requires grad, accumulating into ``.grad``."""
-    from .tensor import Tensor
-
     be = backend.current()
     grads: dict[int, np.ndarray] = {root.id: grad}
     for node in reversed(_topological_order(root)):
@@ -202,10 +213,10 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         fn = node._ctx
         if fn is None:  # a leaf: accumulate, like PyTorch
             g = np.ascontiguousarray(g).reshape(g.shape)  # ascontiguousarray makes 0-d 1-d
-            node.grad = Tensor._from_op(g if node.grad is None else be.binary("add", node.grad.data, g), None)
+            node.grad = _wrap(g if node.grad is None else be.binary("add", node.grad.data, g), None)
             continue
         if FLAGS.retain_grads or node._retains_grad:
-            node.grad = Tensor._from_op(np.ascontiguousarray(g).reshape(g.shape), None)
+            node.grad = _wrap(np.ascontiguousarray(g).reshape(g.shape), None)
         if fn.freed:
             raise RuntimeError(
                 f"backward through op '{fn.op}' a second time: its saved values were freed by "

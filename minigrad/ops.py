@@ -7,11 +7,13 @@ stack) move data with numpy views and copies; all arithmetic goes through ``back
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from . import backend
+from . import tensor as _tensor_module
 from .autograd import Function
 from .tensor import Tensor, _axes
 
@@ -19,11 +21,13 @@ be = backend.current  # the active backend module, looked up per call
 
 
 def _broadcast_check(op: str, a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        try:
-            np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+    """Raise a ValueError naming both shapes unless they broadcast (numpy's rule)."""
+    sa, sb = a.shape, b.shape
+    if sa == sb or not sa or not sb:
+        return
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            raise ValueError(f"{op}: shapes {sa} and {sb} do not broadcast")
 
 
 # ---------------------------------------------------------------- binary elementwise
@@ -650,3 +654,6 @@ def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tenso
 
 def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return x.logsumexp(axis, keepdims)
+
+
+_tensor_module._OPS = sys.modules[__name__]  # Tensor's operators call the ops defined here

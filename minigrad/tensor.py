@@ -166,7 +166,7 @@ class Tensor:
 
     def to(self, dtype: Any) -> Tensor:
         dt = _float_dtype(dtype, "to")
-        return self if dt == self.dtype else _ops().Cast.apply(self, dtype=dt)
+        return self if dt == self.dtype else _OPS.Cast.apply(self, dtype=dt)
 
     def float(self) -> Tensor:
         return self.to(float32)
@@ -215,101 +215,101 @@ class Tensor:
 
     # ---- operators ----
     def __add__(self, other: Any) -> Tensor:
-        return _ops().Add.apply(self, _lift(other, self))
+        return _OPS.Add.apply(self, _lift(other, self))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ops().Add.apply(_lift(other, self), self)
+        return _OPS.Add.apply(_lift(other, self), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ops().Sub.apply(self, _lift(other, self))
+        return _OPS.Sub.apply(self, _lift(other, self))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ops().Sub.apply(_lift(other, self), self)
+        return _OPS.Sub.apply(_lift(other, self), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ops().Mul.apply(self, _lift(other, self))
+        return _OPS.Mul.apply(self, _lift(other, self))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ops().Mul.apply(_lift(other, self), self)
+        return _OPS.Mul.apply(_lift(other, self), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ops().Div.apply(self, _lift(other, self))
+        return _OPS.Div.apply(self, _lift(other, self))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops().Div.apply(_lift(other, self), self)
+        return _OPS.Div.apply(_lift(other, self), self)
 
     def __neg__(self) -> Tensor:
-        return _ops().Neg.apply(self)
+        return _OPS.Neg.apply(self)
 
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, bool) or not isinstance(exponent, (int, float, np.number)):
             raise TypeError(f"** takes a Python number as exponent, got {type(exponent).__name__}")
-        return _ops().PowScalar.apply(self, p=float(exponent))
+        return _OPS.PowScalar.apply(self, p=float(exponent))
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _ops().MatMul.apply(self, _lift(other, self))
+        return _OPS.MatMul.apply(self, _lift(other, self))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _ops().MatMul.apply(_lift(other, self), self)
+        return _OPS.MatMul.apply(_lift(other, self), self)
 
     def __getitem__(self, key: Any) -> Tensor:
-        return _ops().Index.apply(self, key=_index_key(key))
+        return _OPS.Index.apply(self, key=_index_key(key))
 
     # ---- elementwise and reductions (see ops.py for the formulas) ----
     def exp(self) -> Tensor:
-        return _ops().Exp.apply(self)
+        return _OPS.Exp.apply(self)
 
     def log(self) -> Tensor:
-        return _ops().Log.apply(self)
+        return _OPS.Log.apply(self)
 
     def sqrt(self) -> Tensor:
-        return _ops().Sqrt.apply(self)
+        return _OPS.Sqrt.apply(self)
 
     def tanh(self) -> Tensor:
-        return _ops().Tanh.apply(self)
+        return _OPS.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return _ops().Sigmoid.apply(self)
+        return _OPS.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
-        return _ops().Relu.apply(self)
+        return _OPS.Relu.apply(self)
 
     def softplus(self) -> Tensor:
-        return _ops().Softplus.apply(self)
+        return _OPS.Softplus.apply(self)
 
     def abs(self) -> Tensor:
-        return _ops().Abs.apply(self)
+        return _OPS.Abs.apply(self)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         lo = -np.inf if min is None else float(min)
         hi = np.inf if max is None else float(max)
         if lo > hi:
             raise ValueError(f"clip: min {lo} is greater than max {hi}")
-        return _ops().Clip.apply(self, lo=lo, hi=hi)
+        return _OPS.Clip.apply(self, lo=lo, hi=hi)
 
     clamp = clip
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops().Sum.apply(self, axes=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
+        return _OPS.Sum.apply(self, axes=_axes(axis, self.ndim, "sum"), keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops().Mean.apply(self, axes=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
+        return _OPS.Mean.apply(self, axes=_axes(axis, self.ndim, "mean"), keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         axes = _axes(axis, self.ndim, "max")
         if any(self.shape[a] == 0 for a in axes):
             raise ValueError(f"max: cannot reduce over an empty axis (shape {self.shape})")
-        return _ops().Max.apply(self, axes=axes, keepdims=keepdims)
+        return _OPS.Max.apply(self, axes=axes, keepdims=keepdims)
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops().LogSumExp.apply(self, axes=_axes(axis, self.ndim, "logsumexp"), keepdims=keepdims)
+        return _OPS.LogSumExp.apply(self, axes=_axes(axis, self.ndim, "logsumexp"), keepdims=keepdims)
 
     # ---- shape ----
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
-            return _ops().Reshape.apply(self, shape=tuple(int(n) for n in shape))
+            return _OPS.Reshape.apply(self, shape=tuple(int(n) for n in shape))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} to {shape}: {exc}") from None
 
@@ -334,14 +334,14 @@ class Tensor:
             perm = _axes(axes, n, "transpose")
         else:
             raise ValueError(f"transpose: give no dims, two dims to swap, or all {n} dims, got {axes}")
-        return _ops().Transpose.apply(self, perm=perm)
+        return _OPS.Transpose.apply(self, perm=perm)
 
     def permute(self, *dims: int) -> Tensor:
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         if len(dims) != self.ndim:
             raise ValueError(f"permute: give all {self.ndim} dims, got {dims}")
         # not self.transpose(dims): for 2-D, transpose reads two dims as a swap, so (0, 1) would flip
-        return _ops().Transpose.apply(self, perm=_axes(dims, self.ndim, "transpose"))
+        return _OPS.Transpose.apply(self, perm=_axes(dims, self.ndim, "transpose"))
 
     @property
     def T(self) -> Tensor:
@@ -355,13 +355,16 @@ class Tensor:
                 raise ValueError
         except ValueError:
             raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
-        return _ops().BroadcastTo.apply(self, shape=shape)
+        return _OPS.BroadcastTo.apply(self, shape=shape)
 
 
-def _ops():
-    from . import ops
+autograd.bind_tensor_class(Tensor._from_op)
 
-    return ops
+
+_OPS: Any = None  # the minigrad.ops module; it binds itself here when imported
+
+
+_SCALARS: dict[tuple[Any, np.dtype], np.ndarray] = {}
 
 
 def _lift(value: Any, like: Tensor) -> Tensor:
@@ -369,7 +372,14 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
-        return Tensor._from_op(np.asarray(value, dtype=like.dtype), None)
+        key = (value, like.data.dtype)
+        array = _SCALARS.get(key)
+        if array is None:  # 0-d constants are cached: loops reuse the same few (0.5, 1, batch size)
+            array = np.asarray(value, dtype=like.data.dtype)
+            array.flags.writeable = False
+            if len(_SCALARS) < 1024:
+                _SCALARS[key] = array
+        return Tensor._from_op(array, None)
     if isinstance(value, np.ndarray) or isinstance(value, (list, tuple)):
         return Tensor(value)
     raise TypeError(f"cannot combine a Tensor with {type(value).__name__}")

@@ -50,9 +50,25 @@ def _kernel(base: str, dtype: np.dtype):
     return fn
 
 
+_BUFFER = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
+
+
 def _ptr(a: np.ndarray):
-    """Pointer to a's first element. The caller keeps `a` alive for the duration of the call."""
+    """Pointer to a's first element. The caller keeps `a` alive for the duration of the call.
+
+    Contiguous arrays go through ffi.from_buffer (a fraction of a microsecond); strided views,
+    which the buffer protocol refuses, through their data address."""
+    if a.flags.c_contiguous:
+        return ffi.from_buffer(_BUFFER[a.dtype], a)
     return ffi.cast(_CTYPE[a.dtype], a.__array_interface__["data"][0])
+
+
+def _by_dtype(base: str) -> dict[np.dtype, object]:
+    return {dt: getattr(lib, f"{base}_{sfx}") for dt, sfx in _SUFFIX.items()}
+
+
+_UNARY_FLAT = _by_dtype("mg_unary_flat")
+_BINARY_FLAT = _by_dtype("mg_binary_flat")
 
 
 def _usable(a: np.ndarray) -> np.ndarray:
@@ -106,9 +122,19 @@ def _i64(values: list[int]):
     return ffi.new("int64_t[]", values) if values else ffi.NULL
 
 
+def _flat_kernel(table: dict, dtype: np.dtype):
+    try:
+        return table[dtype]
+    except KeyError:
+        raise TypeError(f"the C kernels take float32 or float64 arrays, got {dtype}") from None
+
+
 def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
-    x = _usable(x)
     out = np.empty(x.shape, dtype=x.dtype)
+    if x.flags.c_contiguous:  # the common case: one flat loop, no shape arrays
+        _flat_kernel(_UNARY_FLAT, x.dtype)(_UNARY[op], x.size, _ptr(x), _ptr(out), p, q)
+        return out
+    x = _usable(x)
     if x.size == 0:
         return out
     shape, (xs,) = _coalesce(x.shape, [[s // x.itemsize for s in x.strides]])
@@ -121,6 +147,18 @@ def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
 def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: operands must share a dtype, got {a.dtype} and {b.dtype}")
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        # same shape, or one side a single value: one flat loop, no shape/stride arrays
+        if a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
+            shape, as_, bs = a.shape, 1, int(b.size != 1 or a.size == 1)
+        elif a.size == 1 and a.ndim <= b.ndim:
+            shape, as_, bs = b.shape, 0, 1
+        else:
+            shape = None
+        if shape is not None:
+            out = np.empty(shape, dtype=a.dtype)
+            _flat_kernel(_BINARY_FLAT, a.dtype)(_BINARY[op], out.size, _ptr(a), as_, _ptr(b), bs, _ptr(out), p, q)
+            return out
     a, b = _usable(a), _usable(b)
     shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
     _check_size(shape)
