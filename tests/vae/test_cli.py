@@ -1,0 +1,160 @@
+"""`python -m vae ...`: every command's happy path on tiny settings, and user errors -> exit 2."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vae import images
+from vae.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", "--epochs", "1", "--batch-size", "500", "--hidden", "8", "--latent", "2",
+                 "--out", str(out), "--quiet", "--dump-graph", "1,last"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def user_error(capsys, *argv, match=""):
+    code, out, err = cli(capsys, *argv)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ") and "Traceback" not in err and match in err, err
+    assert err.count("\n") == 1  # one line
+    return err
+
+
+def python_m_vae(*argv):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "vae", *map(str, argv)], capture_output=True, text=True,
+                          timeout=120, env=env, check=False)  # fmt: skip
+
+
+def test_subprocess_help_and_error_exit(tmp_path):
+    done = python_m_vae("--help")
+    assert done.returncode == 0
+    for command in ("train", "eval", "sample", "reconstruct", "explain", "gradcheck", "dump"):
+        assert command in done.stdout
+    done = python_m_vae("eval", "--checkpoint", tmp_path / "missing.npz")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "sample", "reconstruct", "explain", "gradcheck", "dump", "dump show"])
+def test_help_of_every_command(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main([*command.split(), "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_eval(capsys, run_dir):
+    ckpt = run_dir / "checkpoint.npz"
+    code, out, err = cli(capsys, "eval", "--checkpoint", ckpt, "-k", 5, "--limit", 30, "--batch-size", 10, "--threads", 1)
+    assert code == 0, err
+    assert "negative ELBO" in out and "NLL (IS, k=5)" in out and "active units" in out
+    assert "pixel protocol grayscale" in out
+    code, out, err = cli(capsys, "eval", "--checkpoint", ckpt, "-k", 3, "--limit", 20, "--json",
+                         "--protocol", "fixed-binarized", "--quiet")  # fmt: skip
+    report = json.loads(out)
+    assert report["protocol"] == "fixed-binarized" and report["examples"] == 20 and report["k"] == 3
+    assert 0 <= report["active_units"] <= report["latent_dim"] == 2
+    assert report["negative_elbo"] == pytest.approx(report["reconstruction"] + report["kl"])
+
+
+def test_sample_and_reconstruct(capsys, run_dir, tmp_path):
+    ckpt = run_dir / "checkpoint.npz"
+    code, out, err = cli(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "s.png", "-n", 6, "--seed", 1, "--scale", 1)
+    assert code == 0, err
+    grid = images.read_png(tmp_path / "s.png")
+    assert grid.shape == (2 + 2 * 30, 2 + 3 * 30) and grid.dtype.name == "uint8"
+    code, out, err = cli(capsys, "reconstruct", "--checkpoint", ckpt, "--out", tmp_path / "r.png", "-n", 3, "--scale", 1)
+    assert code == 0, err
+    assert images.read_png(tmp_path / "r.png").shape == (2 + 30, 2 + 6 * 30)
+
+
+def test_explain(capsys, tmp_path):
+    code, out, err = cli(capsys, "explain", "--steps", 60, "--seed", 0, "--save", tmp_path / "d.npz")
+    assert code == 0, err
+    for text in ("x_6 =", "a_4 = relu(", "mu_1 = W_mu[1,:] . a + b_mu[1] =", "logvar_2 =", "sigma_1 = exp(",
+                 "mu_1 != mu_2", "not parameters", "eps_1 =", "z_1 = mu_1 + sigma_1 * eps_1",
+                 "dz/dmu = [1, 1]", "reconstruction part", "KL part", "reconstruction part exactly zero",
+                 "identical to the reparameterized one"):  # fmt: skip
+        assert text in out, text
+    assert "NONZERO" not in out
+    code, out2, err = cli(capsys, "explain", "--checkpoint", tmp_path / "d.npz", "--seed", 0)
+    assert code == 0, err
+    assert out2.split("# Input")[1] == out.split("# Input")[1]  # same model, same eps -> same numbers
+
+
+def test_gradcheck(capsys):
+    code, out, err = cli(capsys, "gradcheck", "--batch", 2, "--hidden", 3, "--latent", 2, "--input", 4)
+    assert code == 0, err
+    assert "encoder.mu.weight" in out and "all gradients agree" in out and " NO" not in out
+
+
+def test_dump_show_diff_render(capsys, run_dir, tmp_path):
+    graphs = sorted((run_dir / "graphs").glob("*.json"))
+    assert len(graphs) == 2
+    code, out, err = cli(capsys, "dump", "show", graphs[0])
+    assert code == 0 and "eps" in out and "sigma*eps" in out
+    code, out, err = cli(capsys, "dump", "diff", graphs[0], graphs[1])
+    assert code == 0 and "graph diff" in out
+    if shutil.which("dot"):
+        code, out, err = cli(capsys, "dump", "render", graphs[0], "--out", tmp_path / "g.svg")
+        assert code == 0 and (tmp_path / "g.svg").read_text().lstrip().startswith("<")
+    else:
+        user_error(capsys, "dump", "render", graphs[0], match="install Graphviz")
+
+
+def test_dump_render_without_graphviz(capsys, run_dir, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    graph = min((run_dir / "graphs").glob("*.dot"))
+    user_error(capsys, "dump", "render", graph, match="install Graphviz")
+
+
+def test_user_errors(capsys, run_dir, tmp_path):
+    ckpt = run_dir / "checkpoint.npz"
+    user_error(capsys, "eval", "--checkpoint", tmp_path / "nope.npz", match="nope.npz")
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(ckpt.read_bytes()[:300])
+    user_error(capsys, "eval", "--checkpoint", broken, match="broken.npz")
+    user_error(capsys, "eval", "--checkpoint", ckpt, "-k", 0, "--limit", 5, match="-k")
+    user_error(capsys, "eval", "--checkpoint", ckpt, "--limit", 0, match="--limit")
+    user_error(capsys, "eval", "--checkpoint", ckpt, "--data", tmp_path / "no-mnist", "--limit", 5, match="no-mnist")
+    user_error(capsys, "eval", "--checkpoint", ckpt, "--threads", 0, "--limit", 5, match="threads")
+    user_error(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "missing" / "s.png", match="does not exist")
+    user_error(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "s.jpg", match=".png")
+    user_error(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "s.png", "-n", 0, match="-n")
+    user_error(capsys, "reconstruct", "--checkpoint", ckpt, "--out", tmp_path / "r.png", "-n", 0, match="-n")
+    user_error(capsys, "explain", "--checkpoint", ckpt, match="6-4-2")
+    user_error(capsys, "explain", "--steps", -1, match="--steps")
+    user_error(capsys, "explain", "--steps", 0, "--index", 10**6, match="--index")
+    user_error(capsys, "gradcheck", "--batch", 0, match="--batch")
+    user_error(capsys, "dump", "show", tmp_path / "none.json", match="none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    user_error(capsys, "dump", "show", bad, match="bad.json")
+    user_error(capsys, "dump", "diff", bad, bad, match="bad.json")
+    user_error(capsys, "dump", "show", tmp_path, match="not a file")
+    user_error(capsys, "dump", "show", ckpt, match=".json")
+
+
+def test_reconstruct_needs_an_image_model(capsys, tmp_path):
+    assert cli(capsys, "explain", "--steps", 5, "--save", tmp_path / "d.npz")[0] == 0
+    user_error(capsys, "sample", "--checkpoint", tmp_path / "d.npz", "--out", tmp_path / "s.png", match="square")
+    user_error(capsys, "reconstruct", "--checkpoint", tmp_path / "d.npz", "--out", tmp_path / "r.png", match="square")

@@ -1,0 +1,114 @@
+"""Training: determinism, exact resume, atomic and validated checkpoints, data errors, graph dumps."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vae import checkpoint, data, evaluate, explain, train
+from vae.train import Config
+
+TIMING = {"seconds", "steps_per_second"}
+
+
+def tiny_config(**kw):
+    return Config(**{"epochs": 2, "batch_size": 500, "hidden_dim": 8, "latent_dim": 2, "seed": 0, **kw})
+
+
+def run(config, out, **kw):
+    return train.train(config, out, log=lambda s: None, progress=False, **kw)
+
+
+def strip(history):
+    return [{k: v for k, v in rec.items() if k not in TIMING} for rec in history]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    return out, run(tiny_config(), out, dump_graph="1,last")
+
+
+def test_same_seed_same_history(straight, tmp_path):
+    _, first = straight
+    second = run(tiny_config(), tmp_path)
+    assert len(first["history"]) == 2
+    assert strip(first["history"]) == strip(second["history"])
+    assert all(np.isfinite(r["test_loss"]) for r in first["history"])
+
+
+def test_resume_continues_exactly(straight, tmp_path):
+    _, full = straight
+    run(tiny_config(epochs=1), tmp_path)
+    resumed = run(tiny_config(epochs=2), tmp_path, resume=tmp_path / "checkpoint.npz")
+    assert strip(resumed["history"]) == strip(full["history"])
+    for k, v in full["model"].state_dict().items():
+        np.testing.assert_array_equal(resumed["model"].state_dict()[k], v)
+
+
+def test_checkpoint_is_written_atomically(straight):
+    out, _ = straight
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "graphs", "history.json"]
+    assert not list(out.rglob("*.tmp"))
+    state = checkpoint.load(out / "checkpoint.npz")
+    assert state["meta"]["epoch"] == 2 and state["meta"]["config"]["hidden_dim"] == 8
+
+
+def test_corrupt_checkpoint_names_the_file(straight, tmp_path):
+    out, _ = straight
+    blob = (out / "checkpoint.npz").read_bytes()
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated.npz"):
+        checkpoint.load(bad)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(checkpoint.CheckpointError, match="junk.npz"):
+        run(tiny_config(), tmp_path / "r", resume=junk)
+    with pytest.raises(checkpoint.CheckpointError, match="no such checkpoint"):
+        checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_checkpoint_from_another_architecture(straight, tmp_path):
+    out, _ = straight
+    state = checkpoint.load(out / "checkpoint.npz")
+    meta = state["meta"]
+    meta["config"]["hidden_dim"] = 16  # the weights are 8 wide
+    other = checkpoint.save(tmp_path / "other.npz", state["model"], state["optimizer"], meta)
+    with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
+        run(tiny_config(), tmp_path / "r", resume=other)
+    with pytest.raises(checkpoint.CheckpointError, match="other.npz"):
+        evaluate.load_model(other)
+    with pytest.raises(checkpoint.CheckpointError, match="6-4-2"):
+        explain.load_diagram(out / "checkpoint.npz")
+
+
+def test_nan_in_data_is_a_data_error(monkeypatch, tmp_path):
+    images = np.full((40, 4, 4), 100.0)
+    images[3, 1, 1] = np.nan
+    fake = data.Dataset(images, np.zeros(40, np.uint8), images[:10], np.zeros(10, np.uint8), "fake")
+    monkeypatch.setattr(train, "load_dataset", lambda spec: fake)
+    with pytest.raises(data.DataError, match="NaN"):
+        run(tiny_config(batch_size=8), tmp_path)
+
+
+def test_batch_larger_than_data(tmp_path):
+    with pytest.raises(ValueError, match="larger than"):
+        run(tiny_config(batch_size=100_000), tmp_path)
+    with pytest.raises(ValueError, match="batch size"):
+        run(tiny_config(batch_size=0), tmp_path)
+
+
+def test_graph_dumps(straight):
+    out, result = straight
+    last = result["history"][-1]["step"]
+    names = sorted(p.name for p in (out / "graphs").iterdir() if p.suffix != ".svg")
+    assert names == [f"step{s:06d}.{ext}" for s in (1, last) for ext in ("dot", "json", "txt")]
+    dump = json.loads((out / "graphs" / "step000001.json").read_text())
+    by_name = {n["name"]: n for n in dump["nodes"] if n["name"]}
+    assert by_name["eps"]["grad"] is None and by_name["eps"]["requires_grad"] is False
+    assert by_name["mu"]["grad"] is not None and by_name["z"]["grad"] is not None
+    assert by_name["encoder.mu.weight"]["kind"] == "param"
+    assert "sigma*eps" in (out / "graphs" / "step000001.txt").read_text()
+    with pytest.raises(ValueError, match="not a step number"):
+        train.parse_dump_steps("1,zero", 10)
