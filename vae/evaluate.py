@@ -188,13 +188,13 @@ def format_report(report: dict[str, Any]) -> str:
     variances = " ".join(f"{v:.3g}" for v in r["latent_mean_variances"])
     err = f" +- {r['nll_stderr']:.2f}" if r.get("nll_stderr") is not None else ""
     lines = [
-        f"checkpoint:     {r['checkpoint']} ({r['model']}, epoch {r['epoch']})",
-        f"data:           {r['data']}, {r['examples']} examples, pixel protocol {r['protocol']}",
-        (f"negative ELBO:  {r['negative_elbo']:10.3f} nats/example  "
+        f"{'checkpoint:':19} {r['checkpoint']} ({r['model']}, epoch {r['epoch']})",
+        f"{'data:':19} {r['data']}, {r['examples']} examples, pixel protocol {r['protocol']}",
+        (f"{'negative ELBO:':19} {r['negative_elbo']:10.3f} nats/example  "
          f"(reconstruction {r['reconstruction']:.3f} + KL {r['kl']:.3f})"),
-        (f"NLL (IS, k={r['k']}): {r['nll']:10.3f} nats/example{err}  "
+        (f"{'NLL (IS, k=' + str(r['k']) + '):':19} {r['nll']:10.3f} nats/example{err}  "
          f"(ELBO gap {r['negative_elbo'] - r['nll']:.3f})"),
-        (f"active units:   {r['active_units']} of {r['latent_dim']}  "
+        (f"{'active units:':19} {r['active_units']} of {r['latent_dim']}  "
          f"(Var_x[mu_j(x)] > {r['active_unit_threshold']}; per dim: {variances})"),
     ]
     if r["protocol"] == "grayscale":
