@@ -58,7 +58,7 @@ _BINARY = {
     "relu_bwd": lambda g, x, p, q: _nan_where(x > 0, g, x),
     "sigmoid_bwd": lambda g, y, p, q: g * y * (1 - y),
     "tanh_bwd": lambda g, y, p, q: g * (1 - y * y),
-    "abs_bwd": lambda g, x, p, q: np.where(np.isnan(x), x, g * np.sign(x)),
+    "abs_bwd": lambda g, x, p, q: _nan_where(x != 0, g * np.sign(x), x),  # 0 at x = 0, even for g = inf
     "softplus_bwd": lambda g, x, p, q: g * _sigmoid(x),
     "sqrt_bwd": lambda g, y, p, q: g * g.dtype.type(0.5) / y,
     "pow_bwd": lambda g, x, p, q: g * g.dtype.type(p) * _pow(x, p - 1),
