@@ -212,8 +212,10 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             continue
         fn = node._ctx
         if fn is None:  # a leaf: accumulate, like PyTorch
-            g = np.ascontiguousarray(g).reshape(g.shape)  # ascontiguousarray makes 0-d 1-d
-            node.grad = _wrap(g if node.grad is None else be.binary("add", node.grad.data, g), None)
+            if node.grad is None:  # a copy: g may be the caller's array or shared with another leaf
+                node.grad = _wrap(np.array(g, order="C"), None)
+            else:
+                node.grad = _wrap(be.binary("add", node.grad.data, g), None)
             continue
         if FLAGS.retain_grads or node._retains_grad:
             node.grad = _wrap(np.ascontiguousarray(g).reshape(g.shape), None)
