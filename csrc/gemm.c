@@ -27,7 +27,7 @@
 #define MG_SMALL_MNK (16 * 16 * 16)
 /* Threads only above this many FLOPs: an OpenMP fork/join costs a few microseconds, which is
  * ~100k FLOPs of one core's time. */
-#define MG_GEMM_PAR_FLOPS 400000.0
+#define MG_GEMM_PAR_FLOPS 200000.0
 
 /* Packing routines and the micro-kernel are kept out of line: they are large loops where a call
  * costs nothing, and separate functions give the register allocator the kernel alone (and show up
@@ -51,6 +51,64 @@ static void *mg_gemm_alloc(size_t bytes) {
 static void mg_gemm_free(void *p) {
     if (p) free(((void **)p)[-1]);
 }
+
+#if MG_GEMM_SIMD
+/* Packing helpers with in-register transposes: the transposed-B and plain-A packings gather one
+ * element from each of NR (MR) rows per k step; done with scalar loads that was ~11% of the time
+ * on (128x784)@(784x400)^T. Loading 8 consecutive k from each row and transposing 8x8 in
+ * registers turns it into wide loads and stores. */
+static inline void mg_tr8x8_ps(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* 16 rows of B (n x k storage) -> sliver dst[p][16]; dst is 64-byte aligned */
+static MG_NOINLINE void gemm_pack_bt_full_f32(int64_t kc, const float *restrict src, int64_t ldb,
+                                              float *restrict dst) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (8 * h + i) * ldb + p);
+            mg_tr8x8_ps(r);
+            for (int j = 0; j < 8; j++) _mm256_store_ps(dst + (p + j) * 16 + 8 * h, r[j]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int c = 0; c < 16; c++) dst[p * 16 + c] = src[c * ldb + p];
+}
+
+/* 6 rows of A (m x k storage) -> sliver dst[p][6]. Each transposed column is stored as 8 floats
+ * (6 + 2 junk) in increasing p, so the junk is overwritten by the next store; the 8th column of
+ * each group is stored as exactly 6. */
+static MG_NOINLINE void gemm_pack_an_full_f32(int64_t kc, const float *restrict src, int64_t lda,
+                                              float *restrict dst) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(src + i * lda + p);
+        r[6] = r[7] = _mm256_setzero_ps();
+        mg_tr8x8_ps(r);
+        for (int j = 0; j < 7; j++) _mm256_storeu_ps(dst + (p + j) * 6, r[j]);
+        /* the last column: exactly 6 floats, so nothing spills into the next sliver (which
+         * another thread may be packing at the same time) */
+        _mm_storeu_ps(dst + (p + 7) * 6, _mm256_castps256_ps128(r[7]));
+        _mm_storel_pi((__m64 *)(dst + (p + 7) * 6 + 4), _mm256_extractf128_ps(r[7], 1));
+    }
+    for (; p < kc; p++)
+        for (int r = 0; r < 6; r++) dst[p * 6 + r] = src[r * lda + p];
+}
+#endif
 
 /* ---- float32 ---- */
 #define T float
@@ -93,6 +151,53 @@ static void mg_gemm_free(void *p) {
 #undef KC
 #undef MC
 #undef NC
+
+#if MG_GEMM_SIMD
+/* 4x4 double transpose: r[j] becomes column j */
+static inline void mg_tr4x4_pd(__m256d r[4]) {
+    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20); r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31); r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* 8 rows of B (n x k storage) -> sliver dst[p][8]; dst is 64-byte aligned */
+static MG_NOINLINE void gemm_pack_bt_full_f64(int64_t kc, const double *restrict src, int64_t ldb,
+                                              double *restrict dst) {
+    int64_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        for (int h = 0; h < 2; h++) {
+            __m256d r[4];
+            for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(src + (4 * h + i) * ldb + p);
+            mg_tr4x4_pd(r);
+            for (int j = 0; j < 4; j++) _mm256_store_pd(dst + (p + j) * 8 + 4 * h, r[j]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int c = 0; c < 8; c++) dst[p * 8 + c] = src[c * ldb + p];
+}
+
+/* 6 rows of A (m x k storage) -> sliver dst[p][6]: rows 0-3 by a 4x4 transpose, rows 4-5 by
+ * unpacking pairs into 128-bit halves. */
+static MG_NOINLINE void gemm_pack_an_full_f64(int64_t kc, const double *restrict src, int64_t lda,
+                                              double *restrict dst) {
+    int64_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m256d r[4];
+        for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(src + i * lda + p);
+        mg_tr4x4_pd(r);
+        __m256d r4 = _mm256_loadu_pd(src + 4 * lda + p), r5 = _mm256_loadu_pd(src + 5 * lda + p);
+        __m256d lo = _mm256_unpacklo_pd(r4, r5), hi = _mm256_unpackhi_pd(r4, r5);
+        for (int j = 0; j < 4; j++) _mm256_storeu_pd(dst + (p + j) * 6, r[j]);
+        _mm_storeu_pd(dst + (p + 0) * 6 + 4, _mm256_castpd256_pd128(lo));
+        _mm_storeu_pd(dst + (p + 1) * 6 + 4, _mm256_castpd256_pd128(hi));
+        _mm_storeu_pd(dst + (p + 2) * 6 + 4, _mm256_extractf128_pd(lo, 1));
+        _mm_storeu_pd(dst + (p + 3) * 6 + 4, _mm256_extractf128_pd(hi, 1));
+    }
+    for (; p < kc; p++)
+        for (int r = 0; r < 6; r++) dst[p * 6 + r] = src[r * lda + p];
+}
+#endif
 
 /* ---- float64 ---- */
 #define T double

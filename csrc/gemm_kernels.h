@@ -26,8 +26,12 @@ static MG_NOINLINE void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, cons
             /* op(A) = A: row i + r of the block is a + (i + r) * lda; read MR rows in lockstep. */
             const T *restrict src = a + i * lda;
             if (mr == MR) {
+#if MG_GEMM_SIMD
+                SFX(gemm_pack_an_full)(kc, src, lda, dst);
+#else
                 for (int64_t p = 0; p < kc; p++)
                     for (int r = 0; r < MR; r++) dst[p * MR + r] = src[r * lda + p];
+#endif
             } else {
                 for (int64_t p = 0; p < kc; p++) {
                     int r = 0;
@@ -76,8 +80,12 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
             /* op(B) = B^T (B is n x k): column j + c of op(B) is row j + c of B, contiguous in p. */
             const T *restrict src = b + j * ldb;
             if (nr == NR) {
+#if MG_GEMM_SIMD
+                SFX(gemm_pack_bt_full)(kc, src, ldb, dst);
+#else
                 for (int64_t p = 0; p < kc; p++)
                     for (int c = 0; c < NR; c++) dst[p * NR + c] = src[c * ldb + p];
+#endif
             } else {
                 for (int64_t p = 0; p < kc; p++) {
                     int c = 0;
@@ -93,6 +101,9 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
 /* ---- micro-kernel: c[MR x NR] = alpha * (ap @ bp) + beta * c, beta == 0 never reads c ---- */
 
 #if MG_GEMM_SIMD
+#ifndef MG_PF_A
+#define MG_PF_A 16
+#endif
 /* Two vectors per row of the tile (NR = 2 * VL): MR * 2 accumulators + 2 B vectors + 1 broadcast
  * A value = 15 of the 16 ymm registers for MR = 6. Per k step: 2 loads, MR broadcasts, 2 * MR FMAs,
  * enough independent accumulators (12) to cover the FMA latency x throughput (4 cycles x 2 pipes). */
@@ -110,9 +121,21 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
         av = VBCAST(ap + (P) * MR + 4); c40 = VFMA(av, b0, c40); c41 = VFMA(av, b1, c41);          \
         av = VBCAST(ap + (P) * MR + 5); c50 = VFMA(av, b0, c50); c51 = VFMA(av, b1, c51);          \
     } while (0)
+    /* C's tile is touched only after the k loop: start pulling its lines into L1 now so the final
+     * loads / stores (RFO) do not stall. */
+#if MG_PF_A > 0
+    for (int r = 0; r < MR; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
+    }
+#endif
     int64_t p = 0;
     /* unrolled by 4 so the loop overhead (add, cmp, branch) is amortized over 48 FMAs */
     for (; p + 4 <= kc; p += 4) {
+        /* A's sliver streams from L2: ask for the line ~4 steps of 4 ahead */
+#if MG_PF_A > 0
+        _mm_prefetch((const char *)(ap + MG_PF_A * MR), _MM_HINT_T0);
+#endif
         MG_STEP(0); MG_STEP(1); MG_STEP(2); MG_STEP(3);
         ap += 4 * MR;
         bp += 4 * NR;
@@ -141,6 +164,45 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
     MG_ROW(3, c30, c31); MG_ROW(4, c40, c41); MG_ROW(5, c50, c51);
 #undef MG_ROW
 }
+
+/* Edge tiles (mr < MR rows and/or nr <= VL columns): the same scheme with only the accumulators
+ * that hold real output, so e.g. the 2-row remainder of m = 128 costs 1/3 of a full tile and an
+ * n = 20 matrix needs 16 + 8 columns of FMAs, not 16 + 16. The body is specialized by constant
+ * (rows, vectors) arguments; after full unrolling the acc array lives in registers. Writes the
+ * raw product into tmp (row stride NR); the caller merges it into C with alpha / beta. */
+static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
+    int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict tmp, const int rows,
+    const int nv) {
+    VT acc[MR][2];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = VZERO();
+    for (int64_t p = 0; p < kc; p++) {
+        VT b0 = VLOAD(bp + p * NR);
+        VT b1 = nv > 1 ? VLOAD(bp + p * NR + VL) : b0;
+        for (int r = 0; r < rows; r++) {
+            VT av = VBCAST(ap + p * MR + r);
+            acc[r][0] = VFMA(av, b0, acc[r][0]);
+            if (nv > 1) acc[r][1] = VFMA(av, b1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) VSTOREU(tmp + r * NR + v * VL, acc[r][v]);
+}
+
+static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap,
+                                               const T *restrict bp, T *restrict tmp, int mr,
+                                               int nr) {
+    int nv = nr > VL ? 2 : 1;
+    switch (mr * 2 + nv - 1) {
+#define MG_EDGE_CASE(R)                                                                            \
+    case (R) * 2: SFX(gemm_edge_body)(kc, ap, bp, tmp, R, 1); break;                               \
+    case (R) * 2 + 1: SFX(gemm_edge_body)(kc, ap, bp, tmp, R, 2); break;
+        MG_EDGE_CASE(1) MG_EDGE_CASE(2) MG_EDGE_CASE(3) MG_EDGE_CASE(4) MG_EDGE_CASE(5)
+        MG_EDGE_CASE(6)
+#undef MG_EDGE_CASE
+    default: break;
+    }
+}
 #else
 /* Portable kernel: a small accumulator tile the compiler keeps in registers and vectorizes over
  * the NR columns with whatever SIMD the target has (SSE2 / NEON). */
@@ -165,49 +227,38 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 }
 #endif
 
-/* ---- driver for one thread's block of C (m x n), with its own packing buffers ---- */
+/* ---- macro-kernel: C[mc x (slivers s0..s1 of nc)] over one packed A block and B panel ---- */
 
-static void SFX(gemm_block)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,
-                            const T *restrict a, int64_t lda, const T *restrict b, int64_t ldb,
-                            T beta, T *restrict c, int64_t ldc, int64_t kcb, int64_t mcb,
-                            T *restrict abuf, T *restrict bbuf) {
-    for (int64_t jc = 0; jc < n; jc += NC) {
-        int64_t nc = n - jc < NC ? n - jc : NC;
-        for (int64_t pc = 0; pc < k; pc += kcb) {
-            int64_t kc = k - pc < kcb ? k - pc : kcb;
-            /* op(B)[pc][jc] */
-            const T *bsrc = tb ? b + jc * ldb + pc : b + pc * ldb + jc;
-            SFX(gemm_pack_b)(tb, kc, nc, bsrc, ldb, bbuf);
-            /* the first k block applies the caller's beta, later ones accumulate */
-            T beta_k = pc == 0 ? beta : (T)1;
-            for (int64_t ic = 0; ic < m; ic += mcb) {
-                int64_t mc = m - ic < mcb ? m - ic : mcb;
-                const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
-                SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    const T *bp = bbuf + jr * kc;
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        const T *ap = abuf + ir * kc;
-                        T *cp = c + (ic + ir) * ldc + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            SFX(gemm_ukernel)(kc, ap, bp, cp, ldc, alpha, beta_k);
-                        } else {
-                            /* edge tile: compute the full padded tile into a scratch tile, then
-                             * merge only the valid mr x nr part into C */
-                            T tmp[MR * NR];
-                            SFX(gemm_ukernel)(kc, ap, bp, tmp, NR, (T)1, (T)0);
-                            for (int64_t i = 0; i < mr; i++) {
-                                T *restrict cr = cp + i * ldc;
-                                if (beta_k == 0)
-                                    for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j];
-                                else
-                                    for (int64_t j = 0; j < nr; j++)
-                                        cr[j] = alpha * tmp[i * NR + j] + beta_k * cr[j];
-                            }
-                        }
-                    }
+static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, T alpha,
+                            T beta, const T *restrict abuf, const T *restrict bbuf, T *restrict c,
+                            int64_t ldc) {
+    for (int64_t s = s0; s < s1; s++) {
+        int64_t jr = s * NR;
+        int64_t nr = nc - jr < NR ? nc - jr : NR;
+        const T *bp = bbuf + jr * kc;
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            int64_t mr = mc - ir < MR ? mc - ir : MR;
+            const T *ap = abuf + ir * kc;
+            T *cp = c + ir * ldc + jr;
+            if (mr == MR && nr == NR) {
+                SFX(gemm_ukernel)(kc, ap, bp, cp, ldc, alpha, beta);
+            } else {
+                /* edge tile: compute into scratch (only the rows / vectors that hold output
+                 * with AVX2; the full zero-padded tile otherwise), then merge the valid
+                 * mr x nr part into C */
+                T tmp[MR * NR];
+#if MG_GEMM_SIMD
+                SFX(gemm_ukernel_edge)(kc, ap, bp, tmp, (int)mr, (int)nr);
+#else
+                SFX(gemm_ukernel)(kc, ap, bp, tmp, NR, (T)1, (T)0);
+#endif
+                for (int64_t i = 0; i < mr; i++) {
+                    T *restrict cr = cp + i * ldc;
+                    if (beta == 0)
+                        for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j];
+                    else
+                        for (int64_t j = 0; j < nr; j++)
+                            cr[j] = alpha * tmp[i * NR + j] + beta * cr[j];
                 }
             }
         }
@@ -269,27 +320,47 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
      * C-tile loads/stores are amortized over few FMAs; 4 blocks of 196 are better. */
     int64_t kblocks = (k + KC - 1) / KC;
     int64_t kcb = (k + kblocks - 1) / kblocks;
-    int64_t mblocks = (m + MC - 1) / MC;
-    int64_t mcb = SFX(gemm_round_up)((m + mblocks - 1) / mblocks, MR);
+    int64_t m_units = (m + MR - 1) / MR, n_units = (n + NR - 1) / NR;
 
-    /* Threads: split C along its larger dimension in whole micro-tiles, one contiguous block per
-     * thread, each with its own packing buffers (no barriers). The smaller operand is packed by
-     * every thread, which costs little next to the arithmetic at these sizes. */
     int nt = 1;
 #ifdef _OPENMP
-    double flops = 2.0 * (double)m * (double)n * (double)k;
-    if (flops >= MG_GEMM_PAR_FLOPS) {
+    {
+        /* Threads only when each gets enough work to pay for the fork/join and barriers. */
+        double flops = 2.0 * (double)m * (double)n * (double)k;
         nt = omp_get_max_threads();
-        int64_t units = n >= m ? (n + NR - 1) / NR : (m + MR - 1) / MR;
-        if (nt > units) nt = (int)units;
-        /* at least ~MG_GEMM_PAR_FLOPS of work per thread */
-        if (flops / nt < MG_GEMM_PAR_FLOPS / 2) nt = (int)(flops / (MG_GEMM_PAR_FLOPS / 2));
+        if (flops / nt < MG_GEMM_PAR_FLOPS) nt = (int)(flops / MG_GEMM_PAR_FLOPS);
         if (nt < 1) nt = 1;
     }
 #endif
-    int split_n = n >= m;
-    int64_t unit = split_n ? NR : MR, total = split_n ? n : m;
-    int64_t units = (total + unit - 1) / unit;
+    /* Two ways to share the work, both with one packed copy of each operand block (packing is
+     * split among the threads too, then a barrier):
+     *  - split the ic loop (each thread owns whole MC row blocks of C and packs its own A block;
+     *    B's panel is shared): used when C has at least as many row tiles as column slivers.
+     *    The number of row blocks is a multiple of nt so every thread gets the same share.
+     *  - split the jr loop (C's columns; A block and B panel shared): used for short, wide C such
+     *    as 128 x 400, which has a single MC block. */
+    int split_m = nt > 1 && m_units >= n_units;
+    int64_t mblocks = (m + MC - 1) / MC;
+    if (split_m) {
+        mblocks = (mblocks + nt - 1) / nt * nt;
+        if (mblocks > m_units) mblocks = m_units;
+    }
+    int64_t mcb = SFX(gemm_round_up)((m + mblocks - 1) / mblocks, MR);
+    mblocks = (m + mcb - 1) / mcb;
+    int64_t ncmax = n < NC ? n : NC;
+
+    /* buffer: B panel (shared), then A blocks: one shared, or one per thread when split_m; each
+     * part starts 64-byte aligned (the micro-kernel loads packed B with aligned loads). */
+    size_t bsz = (size_t)SFX(gemm_round_up)(SFX(gemm_round_up)(ncmax, NR) * kcb, 64 / sizeof(T));
+    size_t asz = (size_t)SFX(gemm_round_up)(mcb * kcb, 64 / sizeof(T));
+    int nabuf = split_m ? nt : 1;
+    T *buf = (T *)mg_gemm_alloc((bsz + asz * (size_t)nabuf) * sizeof(T));
+    if (!buf) {
+        /* out of memory for the packing buffers: still compute the right answer */
+        SFX(gemm_small)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    T *bbuf = buf, *abuf0 = buf + bsz;
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -300,37 +371,61 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
         t = omp_get_thread_num();
         nth = omp_get_num_threads();
 #endif
-        int64_t u0 = units * t / nth, u1 = units * (t + 1) / nth;
-        int64_t lo = u0 * unit, hi = u1 * unit < total ? u1 * unit : total;
-        if (lo < hi) {
-            int64_t mm = split_n ? m : hi - lo, nn = split_n ? hi - lo : n;
-            int64_t ncmax = nn < NC ? nn : NC;
-            /* B part starts 64-byte aligned: the micro-kernel loads packed B with aligned loads */
-            size_t asz = (size_t)SFX(gemm_round_up)(mcb * kcb, 64 / sizeof(T)),
-                   bsz = (size_t)(SFX(gemm_round_up)(ncmax, NR) * kcb);
-            T *buf = (T *)mg_gemm_alloc((asz + bsz) * sizeof(T));
-            if (buf) {
-                const T *at = a, *bt = b;
-                T *ct = c;
-                if (split_n) {
-                    bt = tb ? b + lo * ldb : b + lo;
-                    ct = c + lo;
-                } else {
-                    at = ta ? a + lo : a + lo * lda;
-                    ct = c + lo * ldc;
+        T *abuf = split_m ? abuf0 + (size_t)t * asz : abuf0;
+        for (int64_t jc = 0; jc < n; jc += NC) {
+            int64_t nc = n - jc < NC ? n - jc : NC;
+            int64_t nsl = (nc + NR - 1) / NR;
+            for (int64_t pc = 0; pc < k; pc += kcb) {
+                int64_t kc = k - pc < kcb ? k - pc : kcb;
+                /* the first k block applies the caller's beta, later ones accumulate */
+                T beta_k = pc == 0 ? beta : (T)1;
+                /* this thread's share of B's slivers */
+                int64_t b0 = nsl * t / nth, b1 = nsl * (t + 1) / nth;
+                if (b0 < b1) {
+                    int64_t j0 = jc + b0 * NR, jn = (b1 * NR < nc ? b1 * NR : nc) - b0 * NR;
+                    const T *bsrc = tb ? b + j0 * ldb + pc : b + pc * ldb + j0;
+                    SFX(gemm_pack_b)(tb, kc, jn, bsrc, ldb, bbuf + b0 * NR * kc);
                 }
-                SFX(gemm_block)(ta, tb, mm, nn, k, alpha, at, lda, bt, ldb, beta, ct, ldc, kcb,
-                                mcb, buf, buf + asz);
-                mg_gemm_free(buf);
-            } else {
-                /* out of memory for the packing buffers: still compute the right answer */
-                if (split_n)
-                    SFX(gemm_small)(ta, tb, m, nn, k, alpha, a, lda, tb ? b + lo * ldb : b + lo,
-                                    ldb, beta, c + lo, ldc);
-                else
-                    SFX(gemm_small)(ta, tb, mm, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b,
-                                    ldb, beta, c + lo * ldc, ldc);
+                if (split_m) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+                    for (int64_t blk = t; blk < mblocks; blk += nth) {
+                        int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
+                        const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
+                        SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
+                        SFX(gemm_macro)(mc, nc, kc, 0, nsl, alpha, beta_k, abuf, bbuf,
+                                        c + ic * ldc + jc, ldc);
+                    }
+                } else {
+                    for (int64_t ic = 0; ic < m; ic += mcb) {
+                        int64_t mc = m - ic < mcb ? m - ic : mcb;
+                        int64_t msl = (mc + MR - 1) / MR;
+                        int64_t a0 = msl * t / nth, a1 = msl * (t + 1) / nth;
+                        if (a0 < a1) {
+                            int64_t i0 = ic + a0 * MR, in = (a1 * MR < mc ? a1 * MR : mc) - a0 * MR;
+                            const T *asrc = ta ? a + pc * lda + i0 : a + i0 * lda + pc;
+                            SFX(gemm_pack_a)(ta, in, kc, asrc, lda, abuf + a0 * MR * kc);
+                        }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+                        SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, abuf, bbuf,
+                                        c + ic * ldc + jc, ldc);
+                        /* everyone done reading this A block before it is repacked */
+                        if (ic + mcb < m) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+                        }
+                    }
+                }
+                /* everyone done reading this B panel before it is repacked */
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
             }
         }
     }
+    mg_gemm_free(buf);
 }
