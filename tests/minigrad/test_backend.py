@@ -1,0 +1,411 @@
+"""The raw kernels, C against the numpy reference backend, and how a backend is chosen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigrad as mg
+from minigrad.backend import numpy_backend as ref
+
+c = pytest.importorskip("minigrad.backend.c_backend", reason="the C extension is not built")
+
+DTYPES = [mg.float32, mg.float64]
+TOL = {mg.float32: {"rtol": 1e-5, "atol": 1e-6}, mg.float64: {"rtol": 1e-12, "atol": 1e-13}}
+SPECIAL = np.array(
+    [0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 30.0, -30.0, 1000.0, -1000.0, np.inf, -np.inf, np.nan]
+)
+
+
+def assert_same(c_result, ref_result, dtype, what=""):
+    assert c_result.dtype == ref_result.dtype == dtype, what
+    assert c_result.shape == ref_result.shape, what
+    np.testing.assert_allclose(
+        c_result, ref_result, **TOL[np.dtype(dtype)], equal_nan=True, err_msg=what
+    )
+
+
+def arrays(shape, lo=-3.0, hi=3.0):
+    return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False, width=32))
+
+
+def test_both_backends_offer_the_same_ops():
+    assert c.UNARY_OPS == ref.UNARY_OPS
+    assert c.BINARY_OPS == ref.BINARY_OPS
+
+
+# ---------------------------------------------------------------- elementwise by name
+UNARY_PARAMS = {
+    "pow_scalar": [(2.0, 0.0), (3.0, 0.0), (0.5, 0.0), (-1.5, 0.0)],
+    "clip": [(-0.5, 0.5), (0.0, 2.0)],
+}
+POSITIVE_ONLY = {"log", "sqrt"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ref.UNARY_OPS)
+@given(data=st.data())
+def test_unary_kernels(op, dtype, data, cases):
+    lo = 0.0625 if op in POSITIVE_ONLY or op == "pow_scalar" else -5.0
+    x = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5)), lo, 5.0))
+    x = cases.with_layout(x.astype(dtype), data.draw(st.sampled_from(cases.LAYOUTS)))
+    p, q = data.draw(st.sampled_from(UNARY_PARAMS.get(op, [(0.0, 0.0)])))
+    assert_same(c.unary(op, x, p, q), ref.unary(op, x, p, q), dtype, op)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ref.UNARY_OPS)
+def test_unary_kernels_at_special_values(op, dtype):
+    """Zeros, infinities, NaN, huge arguments (NaN must propagate as numpy does)."""
+    x = SPECIAL.astype(dtype)
+    for p, q in UNARY_PARAMS.get(op, [(0.0, 0.0)]):
+        if op == "pow_scalar" and p == 0.5:
+            x = x[x != -np.inf]  # see test_pow_half_of_minus_infinity
+        assert_same(c.unary(op, x, p, q), ref.unary(op, x, p, q), dtype, f"{op} at {x}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="C pow(-inf, 0.5) is +inf (C99 Annex F); numpy's power, the reference, gives NaN as sqrt does",
+)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_pow_half_of_minus_infinity(dtype):
+    x = np.array([-np.inf], dtype=dtype)
+    assert_same(c.unary("pow_scalar", x, 0.5), ref.unary("pow_scalar", x, 0.5), dtype)
+
+
+BINARY_PARAMS = {"pow_bwd": [(2.0, 0.0), (0.5, 0.0), (-1.0, 0.0)], "clip_bwd": [(-0.5, 0.5)]}
+DIVISOR = {"div", "sqrt_bwd"}  # b is a divisor: keep it away from 0
+POSITIVE_B = {"pow_bwd"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ref.BINARY_OPS)
+@given(data=st.data())
+def test_binary_kernels_with_broadcasting(op, dtype, data, cases):
+    sa, sb = data.draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4)
+    ).input_shapes
+    if op == "eq":  # a coarse grid, so equal elements actually occur
+        grid = hnp.arrays(np.int64, sa, elements=st.integers(-2, 2))
+        a, b = (
+            data.draw(grid) / 2,
+            data.draw(hnp.arrays(np.int64, sb, elements=st.integers(-2, 2))) / 2,
+        )
+    else:
+        a = data.draw(arrays(sa))
+        b = data.draw(arrays(sb, 0.125, 3.0) if op in DIVISOR | POSITIVE_B else arrays(sb))
+        if op in DIVISOR:
+            b = b * data.draw(st.sampled_from([1.0, -1.0]))
+    layouts = st.sampled_from(cases.LAYOUTS)
+    a = cases.with_layout(a.astype(dtype), data.draw(layouts))
+    b = cases.with_layout(b.astype(dtype), data.draw(layouts))
+    p, q = data.draw(st.sampled_from(BINARY_PARAMS.get(op, [(0.0, 0.0)])))
+    assert_same(c.binary(op, a, b, p, q), ref.binary(op, a, b, p, q), dtype, op)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ref.BINARY_OPS)
+def test_binary_kernels_at_special_values(op, dtype):
+    g = np.linspace(-2, 2, SPECIAL.size).astype(dtype)
+    x = SPECIAL.astype(dtype)
+    for p, q in BINARY_PARAMS.get(op, [(0.0, 0.0)]):
+        for a, b in [(g, x), (x, g), (x, x[::-1])]:
+            assert_same(
+                c.binary(op, a, b, p, q), ref.binary(op, a, b, p, q), dtype, f"{op}({a}, {b})"
+            )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@given(data=st.data())
+def test_where_kernel(dtype, data, cases):
+    sc, sa, sb = data.draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4)
+    ).input_shapes
+    cond = data.draw(hnp.arrays(np.bool_, sc))
+    layouts = st.sampled_from(cases.LAYOUTS)
+    a = cases.with_layout(data.draw(arrays(sa)).astype(dtype), data.draw(layouts))
+    b = cases.with_layout(data.draw(arrays(sb)).astype(dtype), data.draw(layouts))
+    cond = cases.with_layout(cond, data.draw(layouts))
+    assert_same(c.where(cond, a, b), ref.where(cond, a, b), dtype, "where")
+
+
+# ---------------------------------------------------------------- reductions
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ["sum", "max"])
+@given(data=st.data())
+def test_reduce_over_random_axis_sets(op, dtype, data, cases):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=4))
+    x = data.draw(arrays(shape, -10.0, 10.0)).astype(dtype)
+    x = cases.with_layout(x, data.draw(st.sampled_from(cases.LAYOUTS)))
+    axes = tuple(
+        sorted(data.draw(st.sets(st.integers(0, max(len(shape) - 1, 0)), max_size=len(shape))))
+    )
+    keepdims = data.draw(st.booleans())
+    assert_same(
+        c.reduce(op, x, axes, keepdims), ref.reduce(op, x, axes, keepdims), dtype, f"{op} {axes}"
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "shape, axes", [((0,), (0,)), ((3, 0), (1,)), ((0, 4), (0,)), ((2, 0, 3), (0, 1))]
+)
+def test_reduce_over_empty_axes(shape, axes, dtype):
+    x = np.zeros(shape, dtype=dtype)
+    for op, fill in [("sum", 0.0), ("max", -np.inf)]:
+        for keepdims in (False, True):
+            out = c.reduce(op, x, axes, keepdims)
+            assert_same(
+                out, ref.reduce(op, x, axes, keepdims), dtype, f"{op} of {shape} over {axes}"
+            )
+            assert np.all(out == fill)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_reduce_propagates_nan(dtype):
+    x = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]], dtype=dtype)
+    for op in ("sum", "max"):
+        for axes in [(0,), (1,), (0, 1)]:
+            assert_same(
+                c.reduce(op, x, axes, False), ref.reduce(op, x, axes, False), dtype, f"{op} {axes}"
+            )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_sum_of_a_long_column_block(dtype, rng):
+    """The column-sum path (unit-stride kept dim, strided reduced dim, >= 8 columns)."""
+    x = rng.standard_normal((300, 70)).astype(dtype)
+    assert_same(c.reduce("sum", x, (0,), False), ref.reduce("sum", x, (0,), False), dtype)
+    assert_same(c.reduce("sum", x.T, (1,), True), ref.reduce("sum", x.T, (1,), True), dtype)
+
+
+# ---------------------------------------------------------------- matmul and fused kernels
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@given(data=st.data())
+def test_matmul_kernel(dtype, data, cases):
+    m, k, n = (data.draw(st.integers(1, 9)) for _ in range(3))
+    layouts = st.sampled_from(cases.LAYOUTS)
+    a = cases.with_layout(data.draw(arrays((m, k))).astype(dtype), data.draw(layouts))
+    b = cases.with_layout(data.draw(arrays((k, n))).astype(dtype), data.draw(layouts))
+    assert_same(c.matmul(a, b), ref.matmul(a, b), dtype, "matmul")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ["none", "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@given(data=st.data())
+def test_linear_kernel(act, bias, dtype, data, cases):
+    m, k, n = (data.draw(st.integers(1, 7)) for _ in range(3))
+    layouts = st.sampled_from(cases.LAYOUTS)
+    x = cases.with_layout(data.draw(arrays((m, k))).astype(dtype), data.draw(layouts))
+    w = cases.with_layout(data.draw(arrays((n, k))).astype(dtype), data.draw(layouts))
+    b = data.draw(arrays((n,))).astype(dtype) if bias else None
+    assert_same(c.linear(x, w, b, act), ref.linear(x, w, b, act), dtype, f"linear {act}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ["none", "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("need_bias", [True, False])
+@given(data=st.data())
+def test_bias_act_backward_kernel(act, need_bias, dtype, data):
+    m, n = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 300))
+    g = data.draw(arrays((m, n))).astype(dtype)
+    pre = data.draw(arrays((m, n))).astype(dtype)
+    y = ref.unary({"none": "copy", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}[act], pre)
+    dpre, dbias = c.bias_act_backward(g, y, act, need_bias)
+    ref_dpre, ref_dbias = ref.bias_act_backward(g, y, act, need_bias)
+    assert_same(dpre, ref_dpre, dtype, "dpre")
+    if need_bias:
+        assert_same(dbias, ref_dbias, dtype, "dbias")
+    else:
+        assert dbias is None and ref_dbias is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_bce_with_logits_is_finite_at_huge_logits(reduction, dtype):
+    x = np.array([1000.0, -1000.0, 1000.0, -1000.0, 0.0, 3.0], dtype=dtype)
+    t = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 0.25], dtype=dtype)
+    out, expected = c.bce_with_logits(x, t, reduction), ref.bce_with_logits(x, t, reduction)
+    assert np.all(np.isfinite(out))
+    assert_same(out, expected, dtype, "bce forward")
+    exact = np.array([0.0, 0.0, 1000.0, 1000.0, np.log(2.0), 3.0 * 0.75 + np.log1p(np.exp(-3.0))])
+    exact = {"none": exact, "sum": exact.sum(), "mean": exact.mean()}[reduction]
+    np.testing.assert_allclose(out, exact, rtol=1e-6)
+    g = np.full(x.shape, 0.5, dtype=dtype) if reduction == "none" else np.asarray(0.5, dtype=dtype)
+    for need_target in (True, False):
+        dx, dt = c.bce_with_logits_backward(x, t, g, reduction, need_target)
+        rdx, rdt = ref.bce_with_logits_backward(x, t, g, reduction, need_target)
+        assert np.all(np.isfinite(dx))
+        assert_same(dx, rdx, dtype, "bce dx")
+        if need_target:
+            assert_same(dt, rdt, dtype, "bce dt")
+        else:
+            assert dt is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@given(data=st.data())
+def test_bce_with_logits_kernel(reduction, dtype, data):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5))
+    x = data.draw(arrays(shape, -50.0, 50.0)).astype(dtype)
+    t = data.draw(arrays(shape, 0.0, 1.0)).astype(dtype)
+    assert_same(
+        c.bce_with_logits(x, t, reduction), ref.bce_with_logits(x, t, reduction), dtype, "bce"
+    )
+    g = data.draw(arrays(shape if reduction == "none" else ())).astype(dtype)
+    dx, dt = c.bce_with_logits_backward(x, t, g, reduction, True)
+    rdx, rdt = ref.bce_with_logits_backward(x, t, g, reduction, True)
+    assert_same(dx, rdx, dtype, "bce dx")
+    assert_same(dt, rdt, dtype, "bce dt")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@given(data=st.data())
+def test_gaussian_kl_kernels(dtype, data):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5))
+    mu = data.draw(arrays(shape, -3.0, 3.0)).astype(dtype)
+    logvar = data.draw(arrays(shape, -3.0, 3.0)).astype(dtype)
+    assert_same(c.gaussian_kl(mu, logvar), ref.gaussian_kl(mu, logvar), dtype, "kl")
+    g = data.draw(arrays(shape[:-1])).astype(dtype)
+    for got, want, what in zip(
+        c.gaussian_kl_backward(mu, logvar, g),
+        ref.gaussian_kl_backward(mu, logvar, g),
+        ["mu", "logvar"],
+    ):
+        assert_same(got, want, dtype, f"kl d{what}")
+
+
+# ---------------------------------------------------------------- optimizer steps
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_step_matches_reference_over_several_steps(weight_decay, dtype, rng):
+    p0 = rng.standard_normal(37).astype(dtype)
+    states = {name: [p0.copy(), np.zeros_like(p0), np.zeros_like(p0)] for name in ("c", "ref")}
+    for step in range(1, 6):
+        g = rng.standard_normal(37).astype(dtype)
+        for name, backend in (("c", c), ("ref", ref)):
+            p, m, v = states[name]
+            backend.adam_step(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8, weight_decay, step)
+        for i, what in enumerate(("param", "exp_avg", "exp_avg_sq")):
+            assert_same(states["c"][i], states["ref"][i], dtype, f"adam {what} after step {step}")
+    assert not np.array_equal(states["c"][0], p0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "momentum, dampening, weight_decay, nesterov",
+    [
+        (0.0, 0.0, 0.0, False),
+        (0.9, 0.0, 0.0, False),
+        (0.9, 0.1, 0.01, False),
+        (0.9, 0.0, 0.01, True),
+    ],
+)
+def test_sgd_step_matches_reference_over_several_steps(
+    momentum, dampening, weight_decay, nesterov, dtype, rng
+):
+    p0 = rng.standard_normal(29).astype(dtype)
+    states = {name: [p0.copy(), np.zeros_like(p0)] for name in ("c", "ref")}
+    for step in range(4):
+        g = rng.standard_normal(29).astype(dtype)
+        for name, backend in (("c", c), ("ref", ref)):
+            p, buf = states[name]
+            backend.sgd_step(p, g, buf, 0.1, momentum, dampening, weight_decay, nesterov, step == 0)
+        assert_same(states["c"][0], states["ref"][0], dtype, f"sgd param after step {step}")
+        assert_same(states["c"][1], states["ref"][1], dtype, f"sgd buffer after step {step}")
+
+
+def test_optimizer_kernels_refuse_non_contiguous_buffers():
+    p = np.zeros(8)[::2]
+    with pytest.raises(ValueError, match="contiguous"):
+        c.sgd_step(p, np.ones(4), np.zeros(4), 0.1, 0.0, 0.0, 0.0, False, True)
+
+
+def test_c_kernels_refuse_other_dtypes():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        c.unary("exp", np.arange(3, dtype=np.int32))
+    with pytest.raises(TypeError, match="share a dtype"):
+        c.binary("add", np.ones(2, np.float32), np.ones(2, np.float64))
+
+
+# ---------------------------------------------------------------- choosing a backend
+def _backend_in_subprocess(value: str | None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("MINIGRAD_BACKEND", None)
+    if value is not None:
+        env["MINIGRAD_BACKEND"] = value
+    code = (
+        "import minigrad; print(minigrad.backend.current().name, minigrad.backend_info()['name'])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(None, "c"), ("numpy", "numpy"), ("c", "c"), (" NumPy ", "numpy")]
+)
+def test_minigrad_backend_env_var_selects_the_backend(value, expected):
+    proc = _backend_in_subprocess(value)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [expected, expected]
+
+
+def test_unknown_backend_env_var_fails_with_the_choices():
+    proc = _backend_in_subprocess("cuda")
+    assert proc.returncode != 0
+    assert "unknown backend 'cuda'" in proc.stderr and "numpy" in proc.stderr
+
+
+def test_use_restores_the_previous_backend_even_after_an_error():
+    start = mg.backend.current()
+    with mg.backend.use("numpy") as active:
+        assert active is ref and mg.backend.current() is ref
+        with mg.backend.use("c"):
+            assert mg.backend.current() is c
+        assert mg.backend.current() is ref
+    assert mg.backend.current() is start
+    with pytest.raises(RuntimeError, match="boom"), mg.backend.use("numpy"):
+        raise RuntimeError("boom")
+    assert mg.backend.current() is start
+    with pytest.raises(ValueError, match="unknown backend"), mg.backend.use("fortran"):
+        pass
+    assert mg.backend.current() is start
+
+
+def test_backend_info_describes_what_runs():
+    info = mg.backend_info()
+    assert {"name", "compile_flags", "openmp", "num_threads"} <= set(info)
+    assert info["name"] == mg.backend.current().name
+    assert isinstance(info["compile_flags"], str) and "-O" in info["compile_flags"]
+    assert isinstance(info["openmp"], bool)
+    assert isinstance(info["num_threads"], int) and info["num_threads"] >= 1
+    with mg.backend.use("numpy"):
+        assert mg.backend_info()["name"] == "numpy"
+
+
+def test_set_num_threads():
+    before = mg.backend_info()["num_threads"]
+    try:
+        mg.set_num_threads(1)
+        assert mg.backend_info()["num_threads"] == 1
+    finally:
+        mg.set_num_threads(before)
+    for bad in (0, -2, 1.5, "2"):
+        with pytest.raises(ValueError, match="positive integer"):
+            mg.set_num_threads(bad)
