@@ -1,0 +1,201 @@
+"""The backward pass: accumulation, graph freeing, deep graphs, grad modes, anomaly mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+
+def leaf(values, dtype=mg.float64):
+    return mg.Tensor(np.array(values, dtype=dtype), requires_grad=True)
+
+
+# ---------------------------------------------------------------- accumulation and graph lifetime
+def test_grads_accumulate_into_leaves_across_backward_calls():
+    x = leaf([1.0, 2.0, 3.0])
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [2, 4, 6])
+    (3 * x).sum().backward()  # a second graph: adds, as in PyTorch
+    np.testing.assert_array_equal(x.grad.data, [5, 7, 9])
+    x.grad = None
+    (3 * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3, 3, 3])
+
+
+def test_retain_graph_allows_a_second_backward_that_accumulates():
+    x = leaf([1.0, -2.0])
+    y = (x * x * x).sum()
+    y.backward(retain_graph=True)
+    np.testing.assert_array_equal(x.grad.data, [3, 12])
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [6, 24])
+
+
+def test_second_backward_through_a_freed_graph_raises():
+    x = leaf([1.0, 2.0])
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_backward_through_a_100000_deep_graph():
+    x = leaf(0.5)
+    y = x
+    for _ in range(100_000):
+        y = y + 1.0
+    y.backward()  # an iterative walk: no RecursionError
+    assert y.item() == pytest.approx(100_000.5)
+    assert x.grad.item() == 1.0
+    assert x.grad.shape == ()
+
+
+def test_shared_subexpressions_sum_their_gradients():
+    x = leaf([1.0, 2.0, -3.0])
+    (x * x + x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, 2 * x.data + 1)
+    z = leaf([0.5, 1.5])
+    s = z.exp()
+    (s * s + s).sum().backward()  # the shared node `s` gets both contributions before passing on
+    np.testing.assert_allclose(z.grad.data, 2 * np.exp(2 * z.data) + np.exp(z.data))
+
+
+def test_broadcast_operands_get_gradients_in_their_own_shape():
+    a = leaf(np.ones((2, 3)))
+    b = leaf([1.0, 2.0, 3.0])
+    c = leaf(2.0)
+    (a * b * c).sum().backward()
+    assert a.grad.shape == (2, 3) and b.grad.shape == (3,) and c.grad.shape == ()
+    np.testing.assert_array_equal(b.grad.data, [4, 4, 4])
+    assert c.grad.item() == 12
+
+
+def test_leaf_grads_are_their_own_arrays():
+    x, y = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    upstream = np.ones(2)
+    (x + y).backward(upstream)
+    x.grad.data[0] = 100.0
+    assert y.grad.data[0] == 1.0 and upstream[0] == 1.0
+
+
+def test_explicit_grad_for_a_non_scalar_output():
+    x = leaf([1.0, 2.0])
+    (x * x).backward(np.array([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad.data, [2, 40])
+    assert x.grad.dtype == mg.float64
+
+
+def test_only_inputs_that_require_grad_get_one():
+    x = leaf([1.0, 2.0])
+    c = mg.Tensor([3.0, 4.0], dtype=mg.float64)
+    (x * c).sum().backward()
+    assert c.grad is None
+    np.testing.assert_array_equal(x.grad.data, [3, 4])
+
+
+def test_intermediate_grads_are_kept_only_when_asked():
+    x = leaf([1.0, 2.0])
+    h = x * 3
+    kept = (x * 2).retain_grad()
+    (h + kept).sum().backward()
+    assert h.grad is None
+    np.testing.assert_array_equal(kept.grad.data, [1, 1])
+
+
+def test_retain_grads_context_keeps_grad_on_every_node():
+    x = leaf([1.0, 2.0])
+    with mg.retain_grads():
+        h = x * 3
+        y = h.sum()
+        y.backward()
+    np.testing.assert_array_equal(h.grad.data, [1, 1])
+    assert y.grad.item() == 1.0
+    np.testing.assert_array_equal(x.grad.data, [3, 3])
+    h2 = x * 3
+    h2.sum().backward()  # outside the block: back to leaves only
+    assert h2.grad is None
+
+
+# ---------------------------------------------------------------- grad modes and detach
+def test_no_grad_records_nothing_and_restores_the_mode():
+    x = leaf([1.0, 2.0])
+    assert mg.is_grad_enabled()
+    with mg.no_grad():
+        assert not mg.is_grad_enabled()
+        y = x * 2
+        with mg.enable_grad():
+            z = x * 2
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf and y.op == "leaf"
+    assert z.requires_grad and z.op == "mul"
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.sum().backward()
+
+
+def test_no_grad_restores_the_mode_after_an_exception():
+    with pytest.raises(ValueError), mg.no_grad():
+        raise ValueError
+    assert mg.is_grad_enabled()
+
+
+def test_detach_shares_data_and_cuts_the_graph():
+    x = leaf([1.0, 2.0])
+    h = x * 2
+    d = h.detach()
+    assert d.is_leaf and not d.requires_grad
+    assert np.shares_memory(d.data, h.data)
+    (h * d).sum().backward()  # d is a constant: dx = 2 * d
+    np.testing.assert_array_equal(x.grad.data, 2 * d.data)
+
+
+def test_requires_grad_only_changes_leaves():
+    x = mg.Tensor([1.0]).requires_grad_()
+    assert x.requires_grad
+    with pytest.raises(RuntimeError, match="leaf"):
+        (x * 2).requires_grad_(False)
+
+
+# ---------------------------------------------------------------- anomaly mode and NaN
+def test_anomaly_mode_names_the_op_whose_forward_makes_nan():
+    x = mg.Tensor([1.0, -1.0])
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError, match="forward of op 'log'"):
+        x.log()
+
+
+def test_anomaly_mode_names_the_op_whose_backward_makes_inf():
+    x = leaf([0.0, 4.0])
+    with mg.detect_anomaly():
+        y = x.sqrt().sum()  # forward is finite: sqrt(0) = 0
+        with pytest.raises(mg.AnomalyError, match="backward of op 'sqrt'"):
+            y.backward()
+
+
+def test_anomaly_error_is_a_runtime_error_and_the_mode_is_scoped():
+    assert issubclass(mg.AnomalyError, RuntimeError)
+    with pytest.raises(mg.AnomalyError), mg.detect_anomaly():
+        mg.Tensor([0.0]).log()
+    mg.Tensor([0.0]).log()  # outside the block: no check
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_nan_propagates_like_numpy_outside_anomaly_mode(backend):
+    values = np.array([np.nan, -1.0, 0.0, 2.0])
+    with mg.backend.use(backend), np.errstate(all="ignore"):
+        x = leaf(values)
+        for got, want in [
+            (x.log(), np.log(values)),
+            (x.exp(), np.exp(values)),
+            (x.relu(), np.maximum(values, 0)),
+            (x.abs(), np.abs(values)),
+            (x.tanh(), np.tanh(values)),
+            (x * 2, values * 2),
+            (x.sum(), np.sum(values)),
+            (x.max(), np.max(values)),
+            (x.clip(-0.5, 0.5), np.clip(values, -0.5, 0.5)),
+        ]:
+            np.testing.assert_array_equal(got.data, want)
+        (x * x).sum().backward()
+        np.testing.assert_array_equal(x.grad.data, 2 * values)
