@@ -24,10 +24,24 @@
 /* Below MG_SMALL_MNK multiply-adds with n <= MG_SMALL_N, the direct loop wins: packing two
  * operands and allocating a buffer costs more than the arithmetic. */
 #define MG_SMALL_N 64
+#ifndef MG_SMALL_MNK
 #define MG_SMALL_MNK (16 * 16 * 16)
+#endif
 /* Threads only above this many FLOPs: an OpenMP fork/join costs a few microseconds, which is
  * ~100k FLOPs of one core's time. */
 #define MG_GEMM_PAR_FLOPS 200000.0
+
+/* Barrier among the GEMM's threads; nothing to wait for when running alone. */
+#ifdef _OPENMP
+#define MG_BARRIER(nth)                                                                            \
+    do {                                                                                           \
+        if ((nth) > 1) {                                                                           \
+            _Pragma("omp barrier")                                                                 \
+        }                                                                                          \
+    } while (0)
+#else
+#define MG_BARRIER(nth) ((void)(nth))
+#endif
 
 /* Packing routines and the micro-kernel are kept out of line: they are large loops where a call
  * costs nothing, and separate functions give the register allocator the kernel alone (and show up

@@ -276,12 +276,24 @@ static void SFX(gemm_small)(int ta, int tb, int64_t m, int64_t n, int64_t k, T a
             T *restrict cr = c + i * ldc + j0;
             T acc[MG_SMALL_N];
             for (int64_t j = 0; j < nj; j++) acc[j] = 0;
-            for (int64_t p = 0; p < k; p++) {
-                T av = ta ? a[p * lda + i] : a[i * lda + p];
-                if (tb)
-                    for (int64_t j = 0; j < nj; j++) acc[j] += av * b[(j0 + j) * ldb + p];
-                else
-                    for (int64_t j = 0; j < nj; j++) acc[j] += av * b[p * ldb + j0 + j];
+            if (tb) {
+                /* op(B) column j is contiguous in p: dot products */
+                for (int64_t j = 0; j < nj; j++) {
+                    const T *restrict brow = b + (j0 + j) * ldb;
+                    T s = 0;
+                    if (ta)
+                        for (int64_t p = 0; p < k; p++) s += a[p * lda + i] * brow[p];
+                    else
+                        for (int64_t p = 0; p < k; p++) s += a[i * lda + p] * brow[p];
+                    acc[j] = s;
+                }
+            } else {
+                /* rows of B are contiguous: axpy into the accumulator row (vectorizes) */
+                for (int64_t p = 0; p < k; p++) {
+                    T av = ta ? a[p * lda + i] : a[i * lda + p];
+                    const T *restrict brow = b + p * ldb + j0;
+                    for (int64_t j = 0; j < nj; j++) acc[j] += av * brow[j];
+                }
             }
             if (beta == 0)
                 for (int64_t j = 0; j < nj; j++) cr[j] = alpha * acc[j];
@@ -300,6 +312,62 @@ static void SFX(gemm_scale_c)(int64_t m, int64_t n, T beta, T *restrict c, int64
             for (int64_t j = 0; j < n; j++) cr[j] = 0;
         else
             for (int64_t j = 0; j < n; j++) cr[j] *= beta;
+    }
+}
+
+/* One thread's part of the whole GEMM (all threads run the same loops and meet at the same
+ * barriers; with nth == 1 it is the serial algorithm, and the orphaned barriers are no-ops). */
+static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_t m, int64_t n,
+                             int64_t k, T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,
+                             T beta, T *c, int64_t ldc, int64_t kcb, int64_t mcb, int64_t mblocks,
+                             T *bbuf, T *abuf0, size_t asz) {
+    T *abuf = split_m ? abuf0 + (size_t)t * asz : abuf0;
+    for (int64_t jc = 0; jc < n; jc += NC) {
+        int64_t nc = n - jc < NC ? n - jc : NC;
+        int64_t nsl = (nc + NR - 1) / NR;
+        /* this thread's share of B's slivers */
+        int64_t b0 = nsl * t / nth, b1 = nsl * (t + 1) / nth;
+        for (int64_t pc = 0; pc < k; pc += kcb) {
+            int64_t kc = k - pc < kcb ? k - pc : kcb;
+            int last_pc = jc + NC >= n && pc + kcb >= k; /* the region's end is a barrier anyway */
+            /* the first k block applies the caller's beta, later ones accumulate */
+            T beta_k = pc == 0 ? beta : (T)1;
+            if (b0 < b1) {
+                int64_t j0 = jc + b0 * NR, jn = (b1 * NR < nc ? b1 * NR : nc) - b0 * NR;
+                const T *bsrc = tb ? b + j0 * ldb + pc : b + pc * ldb + j0;
+                SFX(gemm_pack_b)(tb, kc, jn, bsrc, ldb, bbuf + b0 * NR * kc);
+            }
+            if (split_m) {
+                /* B panel shared, A blocks private: wait for all of B, and before repacking B
+                 * wait until nobody reads it */
+                MG_BARRIER(nth);
+                for (int64_t blk = t; blk < mblocks; blk += nth) {
+                    int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
+                    const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
+                    SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
+                    SFX(gemm_macro)(mc, nc, kc, 0, nsl, alpha, beta_k, abuf, bbuf,
+                                    c + ic * ldc + jc, ldc);
+                }
+                if (!last_pc) MG_BARRIER(nth);
+            } else {
+                /* each thread reads only the B slivers it packed; the A block is shared: wait
+                 * for all of it, and before repacking it wait until nobody reads it */
+                for (int64_t ic = 0; ic < m; ic += mcb) {
+                    int64_t mc = m - ic < mcb ? m - ic : mcb;
+                    int64_t msl = (mc + MR - 1) / MR;
+                    int64_t a0 = msl * t / nth, a1 = msl * (t + 1) / nth;
+                    if (a0 < a1) {
+                        int64_t i0 = ic + a0 * MR, in = (a1 * MR < mc ? a1 * MR : mc) - a0 * MR;
+                        const T *asrc = ta ? a + pc * lda + i0 : a + i0 * lda + pc;
+                        SFX(gemm_pack_a)(ta, in, kc, asrc, lda, abuf + a0 * MR * kc);
+                    }
+                    MG_BARRIER(nth);
+                    SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, abuf, bbuf,
+                                    c + ic * ldc + jc, ldc);
+                    if (!(last_pc && ic + mcb >= m)) MG_BARRIER(nth);
+                }
+            }
+        }
     }
 }
 
@@ -362,70 +430,16 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     }
     T *bbuf = buf, *abuf0 = buf + bsz;
 
+    if (nt == 1) {
+        /* no parallel region at all: even a 1-thread team costs ~1 us to set up */
+        SFX(gemm_thread)(0, 1, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb,
+                         mblocks, bbuf, abuf0, asz);
+    } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt)
+        SFX(gemm_thread)(omp_get_thread_num(), omp_get_num_threads(), split_m, ta, tb, m, n, k,
+                         alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb, mblocks, bbuf, abuf0, asz);
 #endif
-    {
-        int t = 0, nth = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
-        T *abuf = split_m ? abuf0 + (size_t)t * asz : abuf0;
-        for (int64_t jc = 0; jc < n; jc += NC) {
-            int64_t nc = n - jc < NC ? n - jc : NC;
-            int64_t nsl = (nc + NR - 1) / NR;
-            for (int64_t pc = 0; pc < k; pc += kcb) {
-                int64_t kc = k - pc < kcb ? k - pc : kcb;
-                /* the first k block applies the caller's beta, later ones accumulate */
-                T beta_k = pc == 0 ? beta : (T)1;
-                /* this thread's share of B's slivers */
-                int64_t b0 = nsl * t / nth, b1 = nsl * (t + 1) / nth;
-                if (b0 < b1) {
-                    int64_t j0 = jc + b0 * NR, jn = (b1 * NR < nc ? b1 * NR : nc) - b0 * NR;
-                    const T *bsrc = tb ? b + j0 * ldb + pc : b + pc * ldb + j0;
-                    SFX(gemm_pack_b)(tb, kc, jn, bsrc, ldb, bbuf + b0 * NR * kc);
-                }
-                if (split_m) {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-                    for (int64_t blk = t; blk < mblocks; blk += nth) {
-                        int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
-                        const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
-                        SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
-                        SFX(gemm_macro)(mc, nc, kc, 0, nsl, alpha, beta_k, abuf, bbuf,
-                                        c + ic * ldc + jc, ldc);
-                    }
-                } else {
-                    for (int64_t ic = 0; ic < m; ic += mcb) {
-                        int64_t mc = m - ic < mcb ? m - ic : mcb;
-                        int64_t msl = (mc + MR - 1) / MR;
-                        int64_t a0 = msl * t / nth, a1 = msl * (t + 1) / nth;
-                        if (a0 < a1) {
-                            int64_t i0 = ic + a0 * MR, in = (a1 * MR < mc ? a1 * MR : mc) - a0 * MR;
-                            const T *asrc = ta ? a + pc * lda + i0 : a + i0 * lda + pc;
-                            SFX(gemm_pack_a)(ta, in, kc, asrc, lda, abuf + a0 * MR * kc);
-                        }
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-                        SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, abuf, bbuf,
-                                        c + ic * ldc + jc, ldc);
-                        /* everyone done reading this A block before it is repacked */
-                        if (ic + mcb < m) {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-                        }
-                    }
-                }
-                /* everyone done reading this B panel before it is repacked */
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-            }
-        }
     }
     mg_gemm_free(buf);
 }
