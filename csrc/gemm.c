@@ -138,6 +138,7 @@ static MG_NOINLINE void gemm_pack_an_full_f32(int64_t kc, const float *restrict 
 #define VBCAST _mm256_broadcast_ss
 #define VFMA _mm256_fmadd_ps
 #define VMUL _mm256_mul_ps
+#define VADD _mm256_add_ps
 #define VSET1 _mm256_set1_ps
 #define VZERO _mm256_setzero_ps
 #else
@@ -160,6 +161,7 @@ static MG_NOINLINE void gemm_pack_an_full_f32(int64_t kc, const float *restrict 
 #undef VBCAST
 #undef VFMA
 #undef VMUL
+#undef VADD
 #undef VSET1
 #undef VZERO
 #undef KC
@@ -227,6 +229,7 @@ static MG_NOINLINE void gemm_pack_an_full_f64(int64_t kc, const double *restrict
 #define VBCAST _mm256_broadcast_sd
 #define VFMA _mm256_fmadd_pd
 #define VMUL _mm256_mul_pd
+#define VADD _mm256_add_pd
 #define VSET1 _mm256_set1_pd
 #define VZERO _mm256_setzero_pd
 #else

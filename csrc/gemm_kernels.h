@@ -173,20 +173,55 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
     int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict tmp, const int rows,
     const int nv) {
-    VT acc[MR][2];
-    for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = VZERO();
-    for (int64_t p = 0; p < kc; p++) {
-        VT b0 = VLOAD(bp + p * NR);
-        VT b1 = nv > 1 ? VLOAD(bp + p * NR + VL) : b0;
-        for (int r = 0; r < rows; r++) {
-            VT av = VBCAST(ap + p * MR + r);
-            acc[r][0] = VFMA(av, b0, acc[r][0]);
-            if (nv > 1) acc[r][1] = VFMA(av, b1, acc[r][1]);
-        }
+    /* named accumulators, not an array: GCC kept an array's elements in registers but still
+     * stored every one to the stack on each iteration, which made this loop store-bound */
+    VT x0 = VZERO(), x1 = VZERO(), x2 = VZERO(), x3 = VZERO(), x4 = VZERO(), x5 = VZERO();
+    VT y0 = VZERO(), y1 = VZERO(), y2 = VZERO(), y3 = VZERO(), y4 = VZERO(), y5 = VZERO();
+    int64_t p = 0;
+    if (nv == 1) {
+        /* one vector per row leaves only `rows` FMA chains, too few to hide the FMA latency:
+         * even k steps accumulate in x, odd ones in y, summed at the end */
+#define MG_E1(R)                                                                                   \
+    if (rows > (R)) {                                                                              \
+        x##R = VFMA(VBCAST(ap + p * MR + (R)), b0, x##R);                                          \
+        y##R = VFMA(VBCAST(ap + (p + 1) * MR + (R)), b1, y##R);                                    \
     }
-    for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nv; v++) VSTOREU(tmp + r * NR + v * VL, acc[r][v]);
+        for (; p + 2 <= kc; p += 2) {
+            VT b0 = VLOAD(bp + p * NR), b1 = VLOAD(bp + (p + 1) * NR);
+            MG_E1(0) MG_E1(1) MG_E1(2) MG_E1(3) MG_E1(4) MG_E1(5)
+        }
+#undef MG_E1
+#define MG_E1(R)                                                                                   \
+    if (rows > (R)) x##R = VFMA(VBCAST(ap + p * MR + (R)), b0, x##R);
+        for (; p < kc; p++) {
+            VT b0 = VLOAD(bp + p * NR);
+            MG_E1(0) MG_E1(1) MG_E1(2) MG_E1(3) MG_E1(4) MG_E1(5)
+        }
+#undef MG_E1
+#define MG_S1(R)                                                                                   \
+    if (rows > (R)) VSTOREU(tmp + (R) * NR, VADD(x##R, y##R));
+        MG_S1(0) MG_S1(1) MG_S1(2) MG_S1(3) MG_S1(4) MG_S1(5)
+#undef MG_S1
+        return;
+    }
+#define MG_E2(R)                                                                                   \
+    if (rows > (R)) {                                                                              \
+        VT av = VBCAST(ap + p * MR + (R));                                                         \
+        x##R = VFMA(av, b0, x##R);                                                                 \
+        y##R = VFMA(av, b1, y##R);                                                                 \
+    }
+    for (; p < kc; p++) {
+        VT b0 = VLOAD(bp + p * NR), b1 = VLOAD(bp + p * NR + VL);
+        MG_E2(0) MG_E2(1) MG_E2(2) MG_E2(3) MG_E2(4) MG_E2(5)
+    }
+#undef MG_E2
+#define MG_S2(R)                                                                                   \
+    if (rows > (R)) {                                                                              \
+        VSTOREU(tmp + (R) * NR, x##R);                                                             \
+        VSTOREU(tmp + (R) * NR + VL, y##R);                                                        \
+    }
+    MG_S2(0) MG_S2(1) MG_S2(2) MG_S2(3) MG_S2(4) MG_S2(5)
+#undef MG_S2
 }
 
 static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap,
