@@ -39,13 +39,15 @@ def _float_dtype(dtype: Any, what: str) -> np.dtype:
 def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Validate and convert user data to a float32/float64 array.
 
-    Float arrays keep their dtype (float32 or float64) and share memory, like torch.from_numpy.
-    Python numbers and lists become the default dtype. Integer or bool *arrays* need an explicit
+    Float arrays (and numpy float32/float64 scalars) keep their dtype and share memory, like
+    torch.from_numpy. Python numbers and lists become the default dtype. Integer or bool *arrays* need an explicit
     dtype (so a label array is never silently used as data); complex, object and string data are
     refused."""
     if isinstance(data, Tensor):
         data = data.data
     want = None if dtype is None else _float_dtype(dtype, "Tensor")
+    if isinstance(data, np.generic) and data.dtype in FLOAT_DTYPES:
+        data = np.asarray(data)  # a numpy float64 scalar keeps float64, like a 0-d array
     from_python = not isinstance(data, np.ndarray)
     if from_python:
         try:
@@ -57,7 +59,7 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype in FLOAT_DTYPES:
         target = want or (_default_dtype if from_python else arr.dtype)
-    elif kind in "iub" and (want is not None or from_python):
+    elif kind in "iubf" and (want is not None or from_python):  # float16 too, as the error promises
         target = want or _default_dtype
     elif kind in "iub" or kind == "f":
         raise TypeError(
@@ -389,7 +391,10 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
     """Normalize an axis argument (None, int, or tuple of ints) to sorted positive axes."""
     if axis is None:
         return tuple(range(ndim))
-    items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    try:
+        items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    except TypeError:  # e.g. axis=1.0: say what is wrong, not "'float' object is not iterable"
+        raise TypeError(f"{what}: axis must be an int or a tuple of ints, got {axis!r}") from None
     out = []
     for a in items:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
