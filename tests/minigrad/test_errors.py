@@ -1,0 +1,314 @@
+"""Bad input gets a clear exception (never a crash or a silent wrong answer); edge shapes work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.nn.functional as F
+
+
+@pytest.fixture(params=["c", "numpy"])
+def backend(request):
+    with mg.backend.use(request.param):
+        yield request.param
+
+
+# ---------------------------------------------------------------- shapes
+def test_matmul_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
+        mg.ones(2, 3) @ mg.ones(4, 5)
+    with pytest.raises(ValueError, match=r"at least 2-D.*\(3,\) and \(3,\)"):
+        mg.ones(3) @ mg.ones(3)
+    with pytest.raises(ValueError, match=r"batch dims of \(2, 1, 3\) and \(3, 3, 2\)"):
+        mg.ones(2, 1, 3) @ mg.ones(3, 3, 2)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+def test_non_broadcastable_shapes(op):
+    fn = {
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b,
+    }[op]
+    with pytest.raises(ValueError, match=rf"{op}: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        fn(mg.ones(2, 3), mg.ones(4))
+
+
+def test_other_shape_errors():
+    with pytest.raises(ValueError, match="where: condition shape"):
+        mg.where(np.ones(5, dtype=bool), mg.ones(3), mg.ones(3))
+    with pytest.raises(
+        ValueError, match=r"broadcast_to: cannot broadcast shape \(3,\) to \(2, 4\)"
+    ):
+        mg.ones(3).broadcast_to((2, 4))
+    with pytest.raises(ValueError, match="differ outside axis 0"):
+        mg.cat([mg.ones(2, 3), mg.ones(3, 2)])
+    with pytest.raises(ValueError, match="at least one tensor"):
+        mg.cat([])
+    with pytest.raises(ValueError, match="all shapes must be equal"):
+        mg.stack([mg.ones(2), mg.ones(3)])
+    with pytest.raises(
+        ValueError, match=r"linear: input shape \(2, 3\) does not match weight shape \(4, 5\)"
+    ):
+        F.linear(mg.ones(2, 3), mg.ones(4, 5))
+    with pytest.raises(ValueError, match="bias shape"):
+        F.linear(mg.ones(2, 3), mg.ones(4, 3), mg.ones(3))
+    with pytest.raises(ValueError, match=r"logits shape \(2,\) != target shape \(3,\)"):
+        F.binary_cross_entropy_with_logits(mg.ones(2), mg.ones(3))
+    with pytest.raises(ValueError, match="must match"):
+        F.gaussian_kl(mg.ones(2), mg.ones(3))
+
+
+# ---------------------------------------------------------------- data and dtypes
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.array([1, 2]),
+        np.array([1, 2], dtype=np.uint8),
+        np.array([True, False]),
+        np.ones(2, np.float16),
+    ],
+    ids=["int64", "uint8", "bool", "float16"],
+)
+def test_non_float_arrays_need_an_explicit_dtype(data):
+    with pytest.raises(TypeError, match="Pass dtype=minigrad.float32"):
+        mg.Tensor(data)
+    t = mg.Tensor(data, dtype=mg.float64)
+    assert t.dtype == mg.float64
+    np.testing.assert_array_equal(t.data, data.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [np.array([1j]), [1 + 2j], np.array([object()]), "abc", ["a", "b"], None, {"a": 1}],
+    ids=["complex-array", "complex-list", "object", "str", "str-list", "None", "dict"],
+)
+def test_unsupported_data_is_refused(data):
+    with pytest.raises(TypeError, match="Tensor"):
+        mg.Tensor(data)
+
+
+def test_ragged_lists_are_refused():
+    with pytest.raises(TypeError, match="cannot make an array"):
+        mg.Tensor([[1.0], [1.0, 2.0]])
+
+
+def test_python_numbers_become_the_default_dtype():
+    assert mg.Tensor([1, 2, 3]).dtype == mg.float32
+    assert mg.Tensor(5).dtype == mg.float32
+    assert mg.Tensor([True, False]).dtype == mg.float32
+    assert mg.Tensor([1.5]).dtype == mg.float32
+    mg.set_default_dtype(mg.float64)  # restored by the conftest fixture
+    assert mg.Tensor([1, 2]).dtype == mg.float64
+    np.testing.assert_array_equal(mg.Tensor([1, 2]).data, [1.0, 2.0])
+
+
+def test_float_arrays_keep_their_dtype_and_memory():
+    a = np.ones(3, dtype=np.float64)
+    t = mg.Tensor(a)
+    assert t.dtype == mg.float64 and np.shares_memory(t.data, a)
+    assert mg.Tensor(np.float64(0.1)).dtype == mg.float64  # numpy scalars too: no silent float32
+    assert mg.Tensor(np.float64(0.1)).item() == 0.1
+    assert mg.Tensor(np.float32(0.5)).dtype == mg.float32
+    assert mg.Tensor(np.float16(0.5), dtype=mg.float64).dtype == mg.float64
+
+
+@pytest.mark.parametrize("dtype", [np.int32, "int64", np.complex64, "float16", "banana"])
+def test_non_float_dtype_arguments_are_refused(dtype):
+    with pytest.raises(TypeError, match="float32 or float64"):
+        mg.Tensor([1.0], dtype=dtype)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        mg.ones(2).to(dtype)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        mg.randn(2, dtype=dtype)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        mg.set_default_dtype(dtype)
+
+
+def test_mixed_float32_and_float64_are_refused():
+    a, b = mg.ones(2), mg.ones(2, dtype=mg.float64)
+    for fn in (lambda: a + b, lambda: b * a, lambda: a - b, lambda: a / b):
+        with pytest.raises(TypeError, match="mixed dtypes float(32|64) and float(64|32)"):
+            fn()
+    with pytest.raises(TypeError, match=r"\.float\(\) or \.double\(\)"):
+        mg.ones(2, 2) @ mg.ones(2, 2, dtype=mg.float64)
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        mg.cat([a, b])
+    np.testing.assert_array_equal((a.double() + b).data, [2.0, 2.0])  # the documented way out
+
+
+def test_operands_that_are_not_numbers():
+    for other in ("a", None, object()):
+        with pytest.raises(TypeError, match="cannot combine a Tensor"):
+            mg.ones(2) + other
+    with pytest.raises(TypeError, match="ambiguous"):
+        bool(mg.ones(1))
+    with pytest.raises(TypeError, match="condition must be boolean"):
+        mg.where(np.ones(2), mg.ones(2), mg.ones(2))
+
+
+def test_pow_with_a_tensor_exponent():
+    with pytest.raises(TypeError, match=r"\*\* takes a Python number as exponent, got Tensor"):
+        mg.ones(2) ** mg.ones(2)
+    with pytest.raises(TypeError, match="got bool"):
+        mg.ones(2) ** True
+    with pytest.raises(TypeError):
+        2 ** mg.ones(2)
+    np.testing.assert_array_equal((mg.Tensor([2.0]) ** np.float64(3)).data, [8.0])
+
+
+# ---------------------------------------------------------------- 0-d and empty tensors
+def test_zero_dim_tensors_through_ops(backend):
+    x = mg.Tensor(np.float64(2.0), requires_grad=True)
+    y = x.exp() * x + x.log() - x.sqrt() / x + x**2 + x.tanh().sigmoid()
+    assert y.shape == ()
+    z = y.sum() + y.mean() + y.max() + y.logsumexp() + y.reshape(1, 1).sum() + y.T + y[()]
+    assert z.shape == ()
+    z.backward()
+    assert x.grad.shape == ()
+    assert np.isfinite(x.grad.item())
+    assert mg.gradcheck(
+        lambda t: (t.exp() * t).sum() + t.reshape(1)[0],
+        [mg.Tensor(np.float64(0.3), requires_grad=True)],
+    )
+    with pytest.raises(TypeError, match="0-d"):
+        len(x)
+    with pytest.raises(ValueError, match="out of range for a tensor with 0 dims"):
+        x.sum(axis=0)
+
+
+def test_empty_tensors_through_ops(backend):
+    x = mg.Tensor(np.zeros((0, 3)), requires_grad=True)
+    w = mg.Tensor(np.ones((2, 3)), requires_grad=True)
+    assert (x.exp() * 2 + 1).shape == (0, 3)
+    assert (x @ mg.Tensor(np.ones((3, 4)))).shape == (0, 4)
+    k0 = mg.Tensor(np.ones((2, 0))) @ mg.Tensor(np.ones((0, 3)))
+    np.testing.assert_array_equal(k0.data, np.zeros((2, 3)))  # an empty sum is 0
+    y = F.linear(x, w, activation="tanh")
+    assert y.shape == (0, 2)
+    (y.sum() + x.relu().sum()).backward()
+    assert x.grad.shape == (0, 3)
+    np.testing.assert_array_equal(w.grad.data, np.zeros((2, 3)))
+    assert x[5:].shape == (0, 3) and x.T.shape == (3, 0)
+    assert mg.cat([x, mg.Tensor(np.ones((1, 3)))]).shape == (1, 3)
+
+
+def test_reductions_of_empty_tensors(backend):
+    x = mg.Tensor(np.zeros((0, 3)))
+    assert x.sum().item() == 0.0
+    np.testing.assert_array_equal(x.sum(axis=0).data, np.zeros(3))
+    assert x.sum(axis=1).shape == (0,)
+    with np.errstate(all="ignore"):
+        assert np.isnan(x.mean().item())  # as numpy: 0 / 0
+    assert x.mean(axis=1).shape == (0,)
+    assert x.logsumexp().item() == -np.inf
+    assert x.max(axis=1).shape == (0,)  # nothing is reduced over an empty axis here
+    with pytest.raises(
+        ValueError, match=r"max: cannot reduce over an empty axis \(shape \(0, 3\)\)"
+    ):
+        x.max()
+    with pytest.raises(ValueError, match="empty axis"):
+        x.max(axis=0)
+    assert (
+        F.binary_cross_entropy_with_logits(mg.Tensor(np.zeros(0)), mg.Tensor(np.zeros(0))).item()
+        == 0.0
+    )
+
+
+# ---------------------------------------------------------------- backward misuse
+def test_backward_on_a_non_scalar_without_grad():
+    y = mg.ones(2, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match=r"shape \(2,\) needs a `grad`"):
+        y.backward()
+
+
+def test_backward_with_a_wrong_shaped_grad():
+    y = mg.ones(2, requires_grad=True) * 2
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\), the tensor has shape \(2,\)"):
+        y.backward(np.ones(3))
+    with pytest.raises(TypeError, match="not supported"):
+        y.backward(np.array(["a", "b"]))
+    y.backward(mg.Tensor([1.0, 1.0]))  # a Tensor grad of the right shape is fine
+
+
+def test_backward_on_a_tensor_that_does_not_require_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (mg.ones(2) * 2).sum().backward()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mg.ones(1).backward()
+
+
+# ---------------------------------------------------------------- axes, reshape, indexing
+@pytest.mark.parametrize("method", ["sum", "mean", "max", "logsumexp"])
+def test_bad_axis(method):
+    x = mg.ones(2, 3)
+    with pytest.raises(
+        ValueError, match=f"{method}: axis 2 is out of range for a tensor with 2 dims"
+    ):
+        getattr(x, method)(axis=2)
+    with pytest.raises(ValueError, match="axis -3 is out of range"):
+        getattr(x, method)(axis=-3)
+    with pytest.raises(ValueError, match="repeated axis"):
+        getattr(x, method)(axis=(0, -2))
+    for bad in (1.0, "0", (0, 1.5), True):
+        with pytest.raises(TypeError, match="axis must be an int or a tuple of ints"):
+            getattr(x, method)(axis=bad)
+
+
+def test_bad_transpose_and_permute():
+    x = mg.ones(2, 3, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        x.transpose(0, 5)
+    with pytest.raises(ValueError, match="give no dims, two dims to swap, or all 3 dims"):
+        x.transpose(0)
+    with pytest.raises(ValueError, match="give all 3 dims"):
+        x.permute(0, 1)
+    with pytest.raises(ValueError, match="repeated axis"):
+        x.permute(0, 0, 1)
+
+
+@pytest.mark.parametrize("shape", [(4, 2), (-1, -1), (7,), (2, "a")])
+def test_bad_reshape(shape):
+    with pytest.raises(ValueError, match=r"reshape: cannot reshape a tensor of shape \(2, 3\)"):
+        mg.ones(2, 3).reshape(*shape)
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (5, "index 5 is out of bounds"),
+        (-3, "out of bounds"),
+        ([0, 7], "index 7 is out of bounds"),
+        ((0, 0, 0), "too many indices"),
+        ((slice(None), 3), "out of bounds"),
+    ],
+)
+def test_index_out_of_range(key, message):
+    with pytest.raises(IndexError, match=message) as info:
+        mg.ones(2, 3)[key]
+    assert "(tensor shape (2, 3))" in str(info.value)
+
+
+def test_index_with_float_or_mismatched_masks():
+    with pytest.raises(IndexError, match="integers or bools"):
+        mg.ones(2, 3)[np.array([0.5])]
+    with pytest.raises(IndexError):
+        mg.ones(2, 3)[np.array([True, False, True])]
+
+
+def test_other_argument_errors():
+    with pytest.raises(ValueError, match="clip: min 1.0 is greater than max 0.0"):
+        mg.ones(2).clip(1, 0)
+    with pytest.raises(ValueError, match="reduction must be"):
+        F.binary_cross_entropy_with_logits(mg.ones(2), mg.ones(2), reduction="avg")
+    with pytest.raises(ValueError, match="reduction must be"):
+        F.gaussian_kl(mg.ones(2), mg.ones(2), reduction="avg")
+    with pytest.raises(ValueError, match="activation"):
+        F.linear(mg.ones(2, 3), mg.ones(4, 3), activation="gelu")
+    with pytest.raises(ValueError, match="one element"):
+        mg.ones(2).item()
+    with pytest.raises(ValueError, match="unknown backend"):
+        mg.backend.set_backend("gpu")
