@@ -40,9 +40,9 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Validate and convert user data to a float32/float64 array.
 
     Float arrays (and numpy float32/float64 scalars) keep their dtype and share memory, like
-    torch.from_numpy. Python numbers and lists become the default dtype. Integer or bool *arrays* need an explicit
-    dtype (so a label array is never silently used as data); complex, object and string data are
-    refused."""
+    torch.from_numpy. Python numbers and lists become the default dtype. Integer, bool and
+    float16 *arrays* need an explicit dtype (so a label array is never silently used as data);
+    complex, object and string data are refused."""
     if isinstance(data, Tensor):
         data = data.data
     want = None if dtype is None else _float_dtype(dtype, "Tensor")
