@@ -2,8 +2,8 @@
 
 The op table lives in op_cases.py next to this file. pytest runs with --import-mode=importlib, so
 test modules do not import it by name: this conftest loads it once and hands it out through
-``pytest_generate_tests`` (tests taking an ``op_case`` argument run once per registered op, in
-``layout`` once per memory layout) and through the ``cases`` fixture.
+``pytest_generate_tests`` (a test taking an ``op_case`` argument runs once per op in the table)
+and through the ``cases`` fixture.
 """
 
 from __future__ import annotations
@@ -58,11 +58,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "op_case" in metafunc.fixturenames:
         cases = sorted(OP_CASES.CASES.values(), key=lambda c: c.name)
         metafunc.parametrize("op_case", cases, ids=[c.name for c in cases])
-    if "binary_op_case" in metafunc.fixturenames:
-        cases = sorted((c for c in OP_CASES.CASES.values() if c.binary), key=lambda c: c.name)
-        metafunc.parametrize("binary_op_case", cases, ids=[c.name for c in cases])
-    if "layout" in metafunc.fixturenames:
-        metafunc.parametrize("layout", OP_CASES.LAYOUTS)
 
 
 @pytest.fixture

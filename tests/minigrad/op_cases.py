@@ -35,7 +35,6 @@ class Example:
 class OpCase:
     name: str
     examples: st.SearchStrategy  # draws an Example
-    binary: bool = False  # two operands that broadcast against each other
 
     def __repr__(self) -> str:
         return f"OpCase({self.name})"
@@ -167,7 +166,7 @@ def binary(name: str, call: Callable, reference: Callable, divisor: bool = False
         b = draw(away_from_zero(sb, 0.5, 2.0) if divisor else values(sb))
         return Example((a, b), call, reference)
 
-    return OpCase(name, examples(), binary=True)
+    return OpCase(name, examples())
 
 
 @st.composite
@@ -385,8 +384,8 @@ CASES: dict[str, OpCase] = {
         OpCase("pow", _pow_examples()),
         OpCase("clip", _clip_examples()),
         OpCase("cast", _cast_examples()),
-        OpCase("where", _where_examples(), binary=True),
-        OpCase("matmul", _matmul_examples(), binary=True),
+        OpCase("where", _where_examples()),
+        OpCase("matmul", _matmul_examples()),
         reduction("sum", "sum", np.sum, values),
         reduction("mean", "mean", np.mean, values),
         reduction("max", "max", np.max, distinct),
