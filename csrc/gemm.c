@@ -145,8 +145,16 @@ static MG_NOINLINE void gemm_pack_an_full_f32(int64_t kc, const float *restrict 
 #define MR 4
 #define NR 8
 #endif
-#define KC 256
-#define MC 144
+/* cache blocks (Zen 3: 32 KB L1d, 512 KB L2 per core): a 16 x KC f32 B sliver is 16 KB (half of
+ * L1), a 144 x 256 A block 144 KB (under a third of L2), a KC x NC B panel 4 MB (L3). */
+#ifndef MG_KC_F32
+#define MG_KC_F32 384
+#endif
+#ifndef MG_MC_F32
+#define MG_MC_F32 144
+#endif
+#define KC MG_KC_F32
+#define MC MG_MC_F32
 #define NC 4080
 #include "gemm_kernels.h"
 #undef T
@@ -236,8 +244,15 @@ static MG_NOINLINE void gemm_pack_an_full_f64(int64_t kc, const double *restrict
 #define MR 4
 #define NR 4
 #endif
-#define KC 256
-#define MC 72
+/* f64: an 8 x KC B sliver is 16 KB, a 72 x 256 A block 144 KB */
+#ifndef MG_KC_F64
+#define MG_KC_F64 256
+#endif
+#ifndef MG_MC_F64
+#define MG_MC_F64 72
+#endif
+#define KC MG_KC_F64
+#define MC MG_MC_F64
 #define NC 4080
 #include "gemm_kernels.h"
 

@@ -107,19 +107,22 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
 /* Two vectors per row of the tile (NR = 2 * VL): MR * 2 accumulators + 2 B vectors + 1 broadcast
  * A value = 15 of the 16 ymm registers for MR = 6. Per k step: 2 loads, MR broadcasts, 2 * MR FMAs,
  * enough independent accumulators (12) to cover the FMA latency x throughput (4 cycles x 2 pipes). */
-static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict c,
-                              int64_t ldc, T alpha, T beta) {
+/* A is read at ap[p * sp + r * sr]: (sp, sr) = (MR, 1) for a packed sliver; when A is used in
+ * place (see gemm_thread) the strides of the original matrix. */
+static inline __attribute__((always_inline)) void SFX(gemm_ukernel_body)(
+    int64_t kc, const T *restrict ap, int64_t sp, int64_t sr, const T *restrict bp, T *restrict c,
+    int64_t ldc, T alpha, T beta) {
     VT c00 = VZERO(), c01 = VZERO(), c10 = VZERO(), c11 = VZERO(), c20 = VZERO(), c21 = VZERO();
     VT c30 = VZERO(), c31 = VZERO(), c40 = VZERO(), c41 = VZERO(), c50 = VZERO(), c51 = VZERO();
 #define MG_STEP(P)                                                                                 \
     do {                                                                                           \
         VT b0 = VLOAD(bp + (P) * NR), b1 = VLOAD(bp + (P) * NR + VL), av;                          \
-        av = VBCAST(ap + (P) * MR + 0); c00 = VFMA(av, b0, c00); c01 = VFMA(av, b1, c01);          \
-        av = VBCAST(ap + (P) * MR + 1); c10 = VFMA(av, b0, c10); c11 = VFMA(av, b1, c11);          \
-        av = VBCAST(ap + (P) * MR + 2); c20 = VFMA(av, b0, c20); c21 = VFMA(av, b1, c21);          \
-        av = VBCAST(ap + (P) * MR + 3); c30 = VFMA(av, b0, c30); c31 = VFMA(av, b1, c31);          \
-        av = VBCAST(ap + (P) * MR + 4); c40 = VFMA(av, b0, c40); c41 = VFMA(av, b1, c41);          \
-        av = VBCAST(ap + (P) * MR + 5); c50 = VFMA(av, b0, c50); c51 = VFMA(av, b1, c51);          \
+        av = VBCAST(ap + (P) * sp + 0 * sr); c00 = VFMA(av, b0, c00); c01 = VFMA(av, b1, c01);          \
+        av = VBCAST(ap + (P) * sp + 1 * sr); c10 = VFMA(av, b0, c10); c11 = VFMA(av, b1, c11);          \
+        av = VBCAST(ap + (P) * sp + 2 * sr); c20 = VFMA(av, b0, c20); c21 = VFMA(av, b1, c21);          \
+        av = VBCAST(ap + (P) * sp + 3 * sr); c30 = VFMA(av, b0, c30); c31 = VFMA(av, b1, c31);          \
+        av = VBCAST(ap + (P) * sp + 4 * sr); c40 = VFMA(av, b0, c40); c41 = VFMA(av, b1, c41);          \
+        av = VBCAST(ap + (P) * sp + 5 * sr); c50 = VFMA(av, b0, c50); c51 = VFMA(av, b1, c51);          \
     } while (0)
     /* C's tile is touched only after the k loop: start pulling its lines into L1 now so the final
      * loads / stores (RFO) do not stall. */
@@ -134,15 +137,15 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
     for (; p + 4 <= kc; p += 4) {
         /* A's sliver streams from L2: ask for the line ~4 steps of 4 ahead */
 #if MG_PF_A > 0
-        _mm_prefetch((const char *)(ap + MG_PF_A * MR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ap + MG_PF_A * sp), _MM_HINT_T0);
 #endif
         MG_STEP(0); MG_STEP(1); MG_STEP(2); MG_STEP(3);
-        ap += 4 * MR;
+        ap += 4 * sp;
         bp += 4 * NR;
     }
     for (; p < kc; p++) {
         MG_STEP(0);
-        ap += MR;
+        ap += sp;
         bp += NR;
     }
 #undef MG_STEP
@@ -165,14 +168,27 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 #undef MG_ROW
 }
 
+/* packed A: constant strides, so the body compiles to fixed-offset broadcasts */
+static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp,
+                                          T *restrict c, int64_t ldc, T alpha, T beta) {
+    SFX(gemm_ukernel_body)(kc, ap, MR, 1, bp, c, ldc, alpha, beta);
+}
+
+/* A in place, any strides */
+static MG_NOINLINE void SFX(gemm_ukernel_s)(int64_t kc, const T *restrict ap, int64_t sp,
+                                            int64_t sr, const T *restrict bp, T *restrict c,
+                                            int64_t ldc, T alpha, T beta) {
+    SFX(gemm_ukernel_body)(kc, ap, sp, sr, bp, c, ldc, alpha, beta);
+}
+
 /* Edge tiles (mr < MR rows and/or nr <= VL columns): the same scheme with only the accumulators
  * that hold real output, so e.g. the 2-row remainder of m = 128 costs 1/3 of a full tile and an
  * n = 20 matrix needs 16 + 8 columns of FMAs, not 16 + 16. The body is specialized by constant
  * (rows, vectors) arguments; after full unrolling the acc array lives in registers. Writes the
  * raw product into tmp (row stride NR); the caller merges it into C with alpha / beta. */
 static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
-    int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict tmp, const int rows,
-    const int nv) {
+    int64_t kc, const T *restrict ap, int64_t sp, int64_t sr, const T *restrict bp,
+    T *restrict tmp, const int rows, const int nv) {
     /* named accumulators, not an array: GCC kept an array's elements in registers but still
      * stored every one to the stack on each iteration, which made this loop store-bound */
     VT x0 = VZERO(), x1 = VZERO(), x2 = VZERO(), x3 = VZERO(), x4 = VZERO(), x5 = VZERO();
@@ -183,8 +199,8 @@ static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
          * even k steps accumulate in x, odd ones in y, summed at the end */
 #define MG_E1(R)                                                                                   \
     if (rows > (R)) {                                                                              \
-        x##R = VFMA(VBCAST(ap + p * MR + (R)), b0, x##R);                                          \
-        y##R = VFMA(VBCAST(ap + (p + 1) * MR + (R)), b1, y##R);                                    \
+        x##R = VFMA(VBCAST(ap + p * sp + (R) * sr), b0, x##R);                                          \
+        y##R = VFMA(VBCAST(ap + (p + 1) * sp + (R) * sr), b1, y##R);                                    \
     }
         for (; p + 2 <= kc; p += 2) {
             VT b0 = VLOAD(bp + p * NR), b1 = VLOAD(bp + (p + 1) * NR);
@@ -192,7 +208,7 @@ static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
         }
 #undef MG_E1
 #define MG_E1(R)                                                                                   \
-    if (rows > (R)) x##R = VFMA(VBCAST(ap + p * MR + (R)), b0, x##R);
+    if (rows > (R)) x##R = VFMA(VBCAST(ap + p * sp + (R) * sr), b0, x##R);
         for (; p < kc; p++) {
             VT b0 = VLOAD(bp + p * NR);
             MG_E1(0) MG_E1(1) MG_E1(2) MG_E1(3) MG_E1(4) MG_E1(5)
@@ -206,7 +222,7 @@ static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
     }
 #define MG_E2(R)                                                                                   \
     if (rows > (R)) {                                                                              \
-        VT av = VBCAST(ap + p * MR + (R));                                                         \
+        VT av = VBCAST(ap + p * sp + (R) * sr);                                                         \
         x##R = VFMA(av, b0, x##R);                                                                 \
         y##R = VFMA(av, b1, y##R);                                                                 \
     }
@@ -224,14 +240,14 @@ static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
 #undef MG_S2
 }
 
-static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap,
-                                               const T *restrict bp, T *restrict tmp, int mr,
-                                               int nr) {
+static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap, int64_t sp,
+                                               int64_t sr, const T *restrict bp, T *restrict tmp,
+                                               int mr, int nr) {
     int nv = nr > VL ? 2 : 1;
     switch (mr * 2 + nv - 1) {
 #define MG_EDGE_CASE(R)                                                                            \
-    case (R) * 2: SFX(gemm_edge_body)(kc, ap, bp, tmp, R, 1); break;                               \
-    case (R) * 2 + 1: SFX(gemm_edge_body)(kc, ap, bp, tmp, R, 2); break;
+    case (R) * 2: SFX(gemm_edge_body)(kc, ap, sp, sr, bp, tmp, R, 1); break;                      \
+    case (R) * 2 + 1: SFX(gemm_edge_body)(kc, ap, sp, sr, bp, tmp, R, 2); break;
         MG_EDGE_CASE(1) MG_EDGE_CASE(2) MG_EDGE_CASE(3) MG_EDGE_CASE(4) MG_EDGE_CASE(5)
         MG_EDGE_CASE(6)
 #undef MG_EDGE_CASE
@@ -241,8 +257,8 @@ static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap,
 #else
 /* Portable kernel: a small accumulator tile the compiler keeps in registers and vectorizes over
  * the NR columns with whatever SIMD the target has (SSE2 / NEON). */
-static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp, T *restrict c,
-                              int64_t ldc, T alpha, T beta) {
+static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, const T *restrict bp,
+                                          T *restrict c, int64_t ldc, T alpha, T beta) {
     T acc[MR][NR];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) acc[i][j] = 0;
@@ -264,26 +280,37 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 
 /* ---- macro-kernel: C[mc x (slivers s0..s1 of nc)] over one packed A block and B panel ---- */
 
+/* A is either packed (abuf = packed block, sp = 0 meaning "packed") or used in place (abuf points
+ * at op(A)[ic][pc], element (r, p) at abuf[p * sp + r * sr]). */
 static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, T alpha,
-                            T beta, const T *restrict abuf, const T *restrict bbuf, T *restrict c,
-                            int64_t ldc) {
+                            T beta, const T *restrict abuf, int64_t sp, int64_t sr,
+                            const T *restrict bbuf, T *restrict c, int64_t ldc) {
+    int packed = sp == 0;
     for (int64_t s = s0; s < s1; s++) {
         int64_t jr = s * NR;
         int64_t nr = nc - jr < NR ? nc - jr : NR;
         const T *bp = bbuf + jr * kc;
         for (int64_t ir = 0; ir < mc; ir += MR) {
             int64_t mr = mc - ir < MR ? mc - ir : MR;
-            const T *ap = abuf + ir * kc;
+            const T *ap = packed ? abuf + ir * kc : abuf + ir * sr;
             T *cp = c + ir * ldc + jr;
             if (mr == MR && nr == NR) {
-                SFX(gemm_ukernel)(kc, ap, bp, cp, ldc, alpha, beta);
+#if MG_GEMM_SIMD
+                if (!packed)
+                    SFX(gemm_ukernel_s)(kc, ap, sp, sr, bp, cp, ldc, alpha, beta);
+                else
+#endif
+                    SFX(gemm_ukernel)(kc, ap, bp, cp, ldc, alpha, beta);
             } else {
                 /* edge tile: compute into scratch (only the rows / vectors that hold output
                  * with AVX2; the full zero-padded tile otherwise), then merge the valid
                  * mr x nr part into C */
                 T tmp[MR * NR];
 #if MG_GEMM_SIMD
-                SFX(gemm_ukernel_edge)(kc, ap, bp, tmp, (int)mr, (int)nr);
+                if (packed)
+                    SFX(gemm_ukernel_edge)(kc, ap, MR, 1, bp, tmp, (int)mr, (int)nr);
+                else
+                    SFX(gemm_ukernel_edge)(kc, ap, sp, sr, bp, tmp, (int)mr, (int)nr);
 #else
                 SFX(gemm_ukernel)(kc, ap, bp, tmp, NR, (T)1, (T)0);
 #endif
@@ -357,6 +384,12 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                              T beta, T *c, int64_t ldc, int64_t kcb, int64_t mcb, int64_t mblocks,
                              T *bbuf, T *abuf0, size_t asz) {
     T *abuf = split_m ? abuf0 + (size_t)t * asz : abuf0;
+    /* Narrow C (n <= 2 NR: at most two column slivers): each element of A feeds at most two
+     * micro-tiles, so packing A costs about as much as it saves (17% of the time for n = 20).
+     * The AVX2 kernels then read A in place; their edge versions touch only the live rows, so
+     * no zero padding is needed. */
+    int direct_a = MG_GEMM_SIMD && n <= 2 * NR;
+    int64_t sp = direct_a ? (ta ? lda : 1) : 0, sr = ta ? 1 : lda;
     for (int64_t jc = 0; jc < n; jc += NC) {
         int64_t nc = n - jc < NC ? n - jc : NC;
         int64_t nsl = (nc + NR - 1) / NR;
@@ -379,9 +412,9 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                 for (int64_t blk = t; blk < mblocks; blk += nth) {
                     int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
                     const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
-                    SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
-                    SFX(gemm_macro)(mc, nc, kc, 0, nsl, alpha, beta_k, abuf, bbuf,
-                                    c + ic * ldc + jc, ldc);
+                    if (!direct_a) SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
+                    SFX(gemm_macro)(mc, nc, kc, 0, nsl, alpha, beta_k, direct_a ? asrc : abuf, sp,
+                                    sr, bbuf, c + ic * ldc + jc, ldc);
                 }
                 if (!last_pc) MG_BARRIER(nth);
             } else {
@@ -391,13 +424,20 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                     int64_t mc = m - ic < mcb ? m - ic : mcb;
                     int64_t msl = (mc + MR - 1) / MR;
                     int64_t a0 = msl * t / nth, a1 = msl * (t + 1) / nth;
+                    if (direct_a) {
+                        /* nothing shared: no barriers */
+                        const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
+                        SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, asrc, sp, sr, bbuf,
+                                        c + ic * ldc + jc, ldc);
+                        continue;
+                    }
                     if (a0 < a1) {
                         int64_t i0 = ic + a0 * MR, in = (a1 * MR < mc ? a1 * MR : mc) - a0 * MR;
                         const T *asrc = ta ? a + pc * lda + i0 : a + i0 * lda + pc;
                         SFX(gemm_pack_a)(ta, in, kc, asrc, lda, abuf + a0 * MR * kc);
                     }
                     MG_BARRIER(nth);
-                    SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, abuf, bbuf,
+                    SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, abuf, 0, 0, bbuf,
                                     c + ic * ldc + jc, ldc);
                     if (!(last_pc && ic + mcb >= m)) MG_BARRIER(nth);
                 }
