@@ -46,6 +46,7 @@ static void SFX(unary_row)(int op, int64_t n, const T *restrict x, int64_t xs, T
     case MG_ABS: MG_ROW1(M(fabs)(v)); break;
     case MG_POW_SCALAR:
         if (p == (T)2) MG_ROW1(v * v);
+        else if (p == (T)0.5) MG_ROW1(M(sqrt)(v)); /* as numpy: sqrt(-inf) is NaN, pow gives inf */
         else MG_ROW1(M(pow)(v, p));
         break;
     case MG_CLIP: MG_ROW1(v < p ? p : (v > q ? q : v)); break;
