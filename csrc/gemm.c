@@ -93,6 +93,13 @@ static MG_NOINLINE void gemm_pack_bt_full_f32(int64_t kc, const float *restrict 
     for (; p + 8 <= kc; p += 8) {
         for (int h = 0; h < 2; h++) {
             __m256 r[8];
+#ifndef MG_NO_PACK_PF
+            /* 16 row streams are more than the hardware prefetcher follows well: fetch each
+             * row's data 64 floats (4 lines) ahead, once per line (every other step) */
+            if (!(p & 8))
+                for (int i = 0; i < 8; i++)
+                    _mm_prefetch((const char *)(src + (8 * h + i) * ldb + p + 64), _MM_HINT_T0);
+#endif
             for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (8 * h + i) * ldb + p);
             mg_tr8x8_ps(r);
             for (int j = 0; j < 8; j++) _mm256_store_ps(dst + (p + j) * 16 + 8 * h, r[j]);

@@ -61,6 +61,26 @@ static MG_NOINLINE void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, cons
  * `b` points at op(B)[0][0] of the block. Sliver layout: for p in kc: NR values. */
 static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, const T *restrict b, int64_t ldb,
                              T *restrict dst) {
+    if (!trans) {
+        /* op(B) = B (k x n): walk B row by row (sequential reads, which is what the hardware
+         * prefetchers stream best from L3) and scatter each row's NR-wide pieces to the slivers.
+         * Walking one sliver at a time instead reads 64 bytes per row with a row-sized stride,
+         * and packing took ~10% of the time on (128x400)@(400x784). */
+        int64_t nfull = nc / NR, rem = nc - nfull * NR;
+        for (int64_t p = 0; p < kc; p++) {
+            const T *restrict src = b + p * ldb;
+            T *restrict d = dst + p * NR;
+            for (int64_t s = 0; s < nfull; s++)
+                for (int c = 0; c < NR; c++) d[s * kc * NR + c] = src[s * NR + c];
+            if (rem) {
+                T *restrict de = d + nfull * kc * NR;
+                int c = 0;
+                for (; c < rem; c++) de[c] = src[nfull * NR + c];
+                for (; c < NR; c++) de[c] = 0;
+            }
+        }
+        return;
+    }
     for (int64_t j = 0; j < nc; j += NR) {
         int64_t nr = nc - j < NR ? nc - j : NR;
         if (!trans) {
