@@ -312,3 +312,13 @@ def test_other_argument_errors():
         mg.ones(2).item()
     with pytest.raises(ValueError, match="unknown backend"):
         mg.backend.set_backend("gpu")
+
+
+def test_sizes_past_32_bit_int_are_indexed_with_64_bits():
+    """C sees sizes and strides as int64: a reduction over 2**31 + 2**16 elements (a stride-0
+    view, so nothing that large is allocated) counts every one of them."""
+    n_rows, n_cols = 2**15 + 1, 2**16  # 2**31 + 2**16 elements, past INT32_MAX
+    ones = np.broadcast_to(np.ones((1, 1), dtype=np.float64), (n_rows, n_cols))
+    row_sums = mg.Tensor(ones).sum(axis=1)
+    assert row_sums.shape == (n_rows,)
+    assert float(row_sums.data.sum()) == float(n_rows) * n_cols
