@@ -302,15 +302,18 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 
 /* A is either packed (abuf = packed block, sp = 0 meaning "packed") or used in place (abuf points
  * at op(A)[ic][pc], element (r, p) at abuf[p * sp + r * sr]). */
-static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, T alpha,
+/* Computes micro-tiles [t0, t1) of the mc x nc block, numbered sliver-major
+ * (tile = sliver * row_tiles + row_tile), so a thread's share can end inside a sliver. */
+static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int64_t t1, T alpha,
                             T beta, const T *restrict abuf, int64_t sp, int64_t sr,
                             const T *restrict bbuf, T *restrict c, int64_t ldc) {
     int packed = sp == 0;
-    for (int64_t s = s0; s < s1; s++) {
-        int64_t jr = s * NR;
+    int64_t mt = (mc + MR - 1) / MR;
+    for (int64_t tile = t0; tile < t1; tile++) {
+        int64_t jr = tile / mt * NR, ir = tile % mt * MR;
         int64_t nr = nc - jr < NR ? nc - jr : NR;
         const T *bp = bbuf + jr * kc;
-        for (int64_t ir = 0; ir < mc; ir += MR) {
+        {
             int64_t mr = mc - ir < MR ? mc - ir : MR;
             const T *ap = packed ? abuf + ir * kc : abuf + ir * sr;
             T *cp = c + ir * ldc + jr;
@@ -433,7 +436,8 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                     int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
                     const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
                     if (!direct_a) SFX(gemm_pack_a)(ta, mc, kc, asrc, lda, abuf);
-                    SFX(gemm_macro)(mc, nc, kc, 0, nsl, alpha, beta_k, direct_a ? asrc : abuf, sp,
+                    SFX(gemm_macro)(mc, nc, kc, 0, nsl * ((mc + MR - 1) / MR), alpha, beta_k,
+                                    direct_a ? asrc : abuf, sp,
                                     sr, bbuf, c + ic * ldc + jc, ldc);
                 }
                 if (!last_pc) MG_BARRIER(nth);
@@ -447,7 +451,8 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                     if (direct_a) {
                         /* nothing shared: no barriers */
                         const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
-                        SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, asrc, sp, sr, bbuf,
+                        SFX(gemm_macro)(mc, nc, kc, b0 * msl, b1 * msl, alpha, beta_k, asrc, sp,
+                                        sr, bbuf,
                                         c + ic * ldc + jc, ldc);
                         continue;
                     }
@@ -457,7 +462,11 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                         SFX(gemm_pack_a)(ta, in, kc, asrc, lda, abuf + a0 * MR * kc);
                     }
                     MG_BARRIER(nth);
-                    SFX(gemm_macro)(mc, nc, kc, b0, b1, alpha, beta_k, abuf, 0, 0, bbuf,
+                    /* B is complete too (packed before the barrier): split by micro-tiles,
+                     * not whole slivers, so 25 slivers on 2 threads do not leave one thread
+                     * a sliver more */
+                    SFX(gemm_macro)(mc, nc, kc, nsl * msl * t / nth, nsl * msl * (t + 1) / nth,
+                                    alpha, beta_k, abuf, 0, 0, bbuf,
                                     c + ic * ldc + jc, ldc);
                     if (!(last_pc && ic + mcb >= m)) MG_BARRIER(nth);
                 }
