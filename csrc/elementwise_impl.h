@@ -116,12 +116,11 @@ void SFX(mg_unary)(int op, int ndim, const int64_t *shape, const T *x, const int
         }
         return;
     }
-    #pragma omp parallel for schedule(static) if (rows * n >= MG_PARALLEL_MIN && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
+    MG_FOR(r, rows, rows * n >= MG_PARALLEL_MIN && rows > 1, {
         int64_t off[1];
         SFX(row_offsets)(ndim, shape, r, 1, strides, off);
         SFX(unary_row)(op, n, x + off[0], xs[ndim - 1], out + r * n, (T)p, (T)q);
-    }
+    });
 }
 
 void SFX(mg_binary)(int op, int ndim, const int64_t *shape, const T *a, const int64_t *as,
@@ -142,12 +141,11 @@ void SFX(mg_binary)(int op, int ndim, const int64_t *shape, const T *a, const in
         return;
     }
     const int64_t *const strides[2] = {as, bs};
-    #pragma omp parallel for schedule(static) if (rows * n >= MG_PARALLEL_MIN && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
+    MG_FOR(r, rows, rows * n >= MG_PARALLEL_MIN && rows > 1, {
         int64_t off[2];
         SFX(row_offsets)(ndim, shape, r, 2, strides, off);
         SFX(binary_row)(op, n, a + off[0], as1, b + off[1], bs1, out + r * n, (T)p, (T)q);
-    }
+    });
 }
 
 void SFX(mg_unary_flat)(int op, int64_t n, const T *x, T *out, double p, double q) {
@@ -168,15 +166,14 @@ void SFX(mg_where)(int ndim, const int64_t *shape, const uint8_t *cond, const in
     if (n == 0 || rows == 0) return;
     const int64_t *const strides[3] = {cs, as, bs};
     int64_t cs1 = cs[ndim - 1], as1 = as[ndim - 1], bs1 = bs[ndim - 1];
-    #pragma omp parallel for schedule(static) if (rows * n >= MG_PARALLEL_MIN && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
+    MG_FOR(r, rows, rows * n >= MG_PARALLEL_MIN && rows > 1, {
         int64_t off[3];
         SFX(row_offsets)(ndim, shape, r, 3, strides, off);
         const uint8_t *c = cond + off[0];
         const T *x = a + off[1], *y = b + off[2];
         T *o = out + r * n;
         for (int64_t i = 0; i < n; i++) o[i] = c[i * cs1] ? x[i * as1] : y[i * bs1];
-    }
+    });
 }
 
 #undef MG_ROW1

@@ -21,8 +21,7 @@ static inline T SFX(act_grad)(int act, T y) {
 }
 
 void SFX(mg_bias_act)(int act, int64_t m, int64_t n, T *y, const T *bias) {
-    #pragma omp parallel for schedule(static) if (m * n >= MG_PARALLEL_MIN)
-    for (int64_t i = 0; i < m; i++) {
+    MG_FOR(i, m, m * n >= MG_PARALLEL_MIN, {
         T *restrict row = y + i * n;
         if (act == MG_ACT_RELU) {
             for (int64_t j = 0; j < n; j++) {
@@ -34,13 +33,12 @@ void SFX(mg_bias_act)(int act, int64_t m, int64_t n, T *y, const T *bias) {
         } else {
             for (int64_t j = 0; j < n; j++) row[j] = SFX(act)(act, row[j] + bias[j]);
         }
-    }
+    });
 }
 
 void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y, T *dpre,
                           T *dbias) {
-    #pragma omp parallel for schedule(static) if (m * n >= MG_PARALLEL_MIN)
-    for (int64_t i = 0; i < m; i++) {
+    MG_FOR(i, m, m * n >= MG_PARALLEL_MIN, {
         const T *restrict gr = g + i * n, *restrict yr = y + i * n;
         T *restrict dr = dpre + i * n;
         if (act == MG_ACT_RELU) {
@@ -48,12 +46,11 @@ void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y,
         } else {
             for (int64_t j = 0; j < n; j++) dr[j] = gr[j] * SFX(act_grad)(act, yr[j]);
         }
-    }
+    });
     if (!dbias) return;
     /* column sums in blocks of 256 columns; each thread owns its columns */
     int64_t nblk = (n + 255) / 256;
-    #pragma omp parallel for schedule(static) if (m * n >= MG_PARALLEL_MIN)
-    for (int64_t b = 0; b < nblk; b++) {
+    MG_FOR(b, nblk, m * n >= MG_PARALLEL_MIN, {
         int64_t j0 = b * 256, jn = n - j0 < 256 ? n - j0 : 256;
         double acc[256];
         for (int64_t j = 0; j < jn; j++) acc[j] = 0;
@@ -62,7 +59,7 @@ void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y,
             for (int64_t j = 0; j < jn; j++) acc[j] += dr[j];
         }
         for (int64_t j = 0; j < jn; j++) dbias[j0 + j] = (T)acc[j];
-    }
+    });
 }
 
 /* Sum of n <= MG_TILE values in double, eight independent lanes (so it vectorizes). */
@@ -83,8 +80,7 @@ double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
     double partial_stack[64];
     double *partial = nchunks <= 64 ? partial_stack : (double *)malloc(sizeof(double) * nchunks);
     if (!partial) return NAN;
-    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
-    for (int64_t c = 0; c < nchunks; c++) {
+    MG_FOR(c, nchunks, n >= MG_PARALLEL_MIN, {
         int64_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
         double acc = 0.0;
         T tile[TILE];
@@ -96,11 +92,12 @@ double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
                 T v = xs[j];
                 tile[j] = (v > 0 ? v : (T)0) - v * ts[j] + SFX(mg_softplus_nabs)(v);
             }
-            if (out) memcpy(out + s, tile, (size_t)len * sizeof(T));
+            if (out)
+                for (int64_t j = 0; j < len; j++) out[s + j] = tile[j];
             acc += SFX(tile_sum)(tile, len);
         }
         partial[c] = acc;
-    }
+    });
     double total = 0.0;
     for (int64_t c = 0; c < nchunks; c++) total += partial[c];
     if (partial != partial_stack) free(partial);
@@ -111,11 +108,9 @@ void SFX(mg_bce_logits_bwd)(int64_t n, const T *x, const T *t, const T *g, int64
                             T *dt) {
     if (gs == 0) { /* one scalar gradient (reduction 'sum' or 'mean'): the hot case */
         const T g0 = g[0];
-        #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] = g0 * (SFX(mg_sigmoid_fast)(x[i]) - t[i]);
+        MG_FOR(i, n, n >= MG_PARALLEL_MIN, { dx[i] = g0 * (SFX(mg_sigmoid_fast)(x[i]) - t[i]); });
     } else {
-        #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] = g[i * gs] * (SFX(mg_sigmoid_fast)(x[i]) - t[i]);
+        MG_FOR(i, n, n >= MG_PARALLEL_MIN, { dx[i] = g[i * gs] * (SFX(mg_sigmoid_fast)(x[i]) - t[i]); });
     }
     if (dt)
         for (int64_t i = 0; i < n; i++) dt[i] = -g[i * gs] * x[i];
@@ -149,22 +144,20 @@ void SFX(mg_adam)(int64_t n, T *p, const T *g, T *m, T *v, double lr, double bet
     const double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
     const T step_size = (T)(lr / bc1), inv_sqrt_bc2 = (T)(1.0 / sqrt(bc2));
     const T b1 = (T)beta1, b2 = (T)beta2, e = (T)eps, wd = (T)weight_decay;
-    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    MG_FOR(i, n, n >= MG_PARALLEL_MIN, {
         T gi = g[i] + wd * p[i];
         T mi = b1 * m[i] + ((T)1 - b1) * gi;
         T vi = b2 * v[i] + ((T)1 - b2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
         p[i] -= step_size * mi / (M(sqrt)(vi) * inv_sqrt_bc2 + e);
-    }
+    });
 }
 
 void SFX(mg_sgd)(int64_t n, T *p, const T *g, T *buf, double lr, double momentum,
                  double dampening, double weight_decay, int nesterov, int first_step) {
     const T mom = (T)momentum, damp = (T)dampening, wd = (T)weight_decay, l = (T)lr;
-    #pragma omp parallel for schedule(static) if (n >= MG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    MG_FOR(i, n, n >= MG_PARALLEL_MIN, {
         T d = g[i] + wd * p[i];
         if (mom != 0) {
             T b = first_step ? d : mom * buf[i] + ((T)1 - damp) * d;
@@ -172,5 +165,5 @@ void SFX(mg_sgd)(int64_t n, T *p, const T *g, T *buf, double lr, double momentum
             d = nesterov ? d + mom * b : b;
         }
         p[i] -= l * d;
-    }
+    });
 }

@@ -78,8 +78,7 @@ void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x
     if (op == MG_SUM && nkeep >= 1 && xs[nkeep - 1] == 1 && xs[ndim - 1] != 1 &&
         shape[nkeep - 1] >= 8) {
         int64_t inner = shape[nkeep - 1], outer = nout / inner;
-        #pragma omp parallel for schedule(static) if (nin * nout >= MG_PARALLEL_MIN)
-        for (int64_t r = 0; r < outer * ((inner + 63) / 64); r++) {
+        MG_FOR(r, outer * ((inner + 63) / 64), nin * nout >= MG_PARALLEL_MIN, {
             int64_t ro = r / ((inner + 63) / 64), j0 = (r % ((inner + 63) / 64)) * 64;
             int64_t jn = inner - j0 < 64 ? inner - j0 : 64;
             double acc[64] = {0};
@@ -92,14 +91,13 @@ void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x
                 for (int64_t j = 0; j < jn; j++) acc[j] += p[j];
             }
             for (int64_t j = 0; j < jn; j++) out[ro * inner + j0 + j] = (T)acc[j];
-        }
+        });
         return;
     }
-    #pragma omp parallel for schedule(static) if (nin * nout >= MG_PARALLEL_MIN && nout > 1)
-    for (int64_t r = 0; r < nout; r++) {
+    MG_FOR(r, nout, nin * nout >= MG_PARALLEL_MIN && nout > 1, {
         int64_t off;
         SFX(unravel)(nkeep, shape, xs, r, &off);
         if (op == MG_SUM) out[r] = (T)SFX(block_sum)(nred, shape + nkeep, xs + nkeep, x + off);
         else out[r] = SFX(block_max)(nred, shape + nkeep, xs + nkeep, x + off);
-    }
+    });
 }

@@ -11,4 +11,17 @@
 #define MG_PARALLEL_MIN 32768 /* below this many elements a thread team costs more than it saves */
 #define MG_MAX_DIMS 64
 
+/* for (int64_t VAR = 0; VAR < N; VAR++) BODY, split over threads only when BIG is true. Small
+ * work never enters a parallel region: even `omp parallel if (0)` makes libgomp set up a team of
+ * one, about a microsecond -- more than a 10-element op itself. */
+#define MG_FOR(VAR, N, BIG, ...)                                                  \
+    do {                                                                          \
+        if (BIG) {                                                                \
+            _Pragma("omp parallel for schedule(static)")                          \
+            for (int64_t VAR = 0; VAR < (N); VAR++) __VA_ARGS__                   \
+        } else {                                                                  \
+            for (int64_t VAR = 0; VAR < (N); VAR++) __VA_ARGS__                   \
+        }                                                                         \
+    } while (0)
+
 #endif

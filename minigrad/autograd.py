@@ -114,7 +114,7 @@ class Function:
     """Base class of every op; also the graph node (``ctx``) that backward walks."""
 
     op: ClassVar[str] = "function"
-    __slots__ = ("inputs", "saved", "needs_input_grad", "params", "freed", "output_name")
+    __slots__ = ("inputs", "saved", "needs_input_grad", "params", "freed")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -135,29 +135,30 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run forward on the inputs' arrays and, when gradients are on, record the node."""
-        dtype = inputs[0].data.dtype
+        # the hot path of every op: kept to plain loops and attribute stores
+        first = inputs[0].data.dtype
         arrays = []
-        requires_grad = False
+        needs = []
         for t in inputs:
             data = t.data
-            if data.dtype is not dtype and data.dtype != dtype:
+            if data.dtype is not first and data.dtype != first:
                 raise TypeError(
-                    f"{cls.op}: mixed dtypes {dtype} and {data.dtype}; minigrad does not "
+                    f"{cls.op}: mixed dtypes {first} and {data.dtype}; minigrad does not "
                     "promote, convert one operand with .float() or .double()"
                 )
-            requires_grad = requires_grad or t.requires_grad
             arrays.append(data)
+            needs.append(t.requires_grad)
         ctx = cls.__new__(cls)
         ctx.inputs = inputs
         ctx.saved = ()
         ctx.params = params
         ctx.freed = False
-        requires_grad = requires_grad and FLAGS.grad_enabled
-        ctx.needs_input_grad = tuple([t.requires_grad for t in inputs]) if requires_grad else ()
+        record = FLAGS.grad_enabled and True in needs
+        ctx.needs_input_grad = needs if record else ()
         out = cls.forward(ctx, *arrays, **params)
         if FLAGS.anomaly:
             _check_finite("forward", ctx, out)
-        return _wrap(out, ctx if requires_grad else None)
+        return _wrap(out, ctx if record else None)
 
 
 def _wrap(data: np.ndarray, ctx: Function | None) -> Tensor:
@@ -241,5 +242,4 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             fn.freed = True
 
 
-def next_id() -> int:
-    return next(_node_ids)
+next_id = _node_ids.__next__  # stable, increasing node ids

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import autograd
-from .autograd import Function
+from .autograd import Function, next_id
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -99,7 +99,7 @@ class Tensor:
         t.requires_grad = ctx is not None
         t._ctx = ctx
         t.name = None
-        t.id = autograd.next_id()
+        t.id = next_id()
         t._retains_grad = False
         return t
 

@@ -68,13 +68,16 @@ def _by_dtype(base: str) -> dict[np.dtype, object]:
 
 
 _UNARY_FLAT = _by_dtype("mg_unary_flat")
+_from_buffer = ffi.from_buffer
 _BINARY_FLAT = _by_dtype("mg_binary_flat")
 
 
 def _usable(a: np.ndarray) -> np.ndarray:
-    """a itself when C can walk it by element strides, else a contiguous copy."""
-    item = a.itemsize
-    if all(s % item == 0 for s in a.strides) and a.__array_interface__["data"][0] % item == 0:
+    """a itself when C can walk it by element strides, else a contiguous copy.
+
+    numpy's `aligned` flag says the data pointer and every stride are multiples of the
+    element's alignment, which for float32/float64 is its size."""
+    if a.flags.aligned and a.dtype.alignment == a.itemsize:
         return a
     return _contiguous(a)
 
@@ -122,17 +125,17 @@ def _i64(values: list[int]):
     return ffi.new("int64_t[]", values) if values else ffi.NULL
 
 
-def _flat_kernel(table: dict, dtype: np.dtype):
-    try:
-        return table[dtype]
-    except KeyError:
-        raise TypeError(f"the C kernels take float32 or float64 arrays, got {dtype}") from None
+_ONE = ffi.new("int64_t[]", [1])  # a unit stride, shared by all calls (C only reads it)
 
 
 def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
     out = np.empty(x.shape, dtype=x.dtype)
     if x.flags.c_contiguous:  # the common case: one flat loop, no shape arrays
-        _flat_kernel(_UNARY_FLAT, x.dtype)(_UNARY[op], x.size, _ptr(x), _ptr(out), p, q)
+        try:
+            buf, kernel = _BUFFER[x.dtype], _UNARY_FLAT[x.dtype]
+        except KeyError:
+            raise TypeError(f"the C kernels take float32 or float64 arrays, got {x.dtype}") from None
+        kernel(_UNARY[op], x.size, _from_buffer(buf, x), _from_buffer(buf, out), p, q)
         return out
     x = _usable(x)
     if x.size == 0:
@@ -150,14 +153,19 @@ def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0
     if a.flags.c_contiguous and b.flags.c_contiguous:
         # same shape, or one side a single value: one flat loop, no shape/stride arrays
         if a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
-            shape, as_, bs = a.shape, 1, int(b.size != 1 or a.size == 1)
+            shape, as_, bs = a.shape, 1, (1 if b.size != 1 or a.size == 1 else 0)
         elif a.size == 1 and a.ndim <= b.ndim:
             shape, as_, bs = b.shape, 0, 1
         else:
             shape = None
         if shape is not None:
+            try:
+                buf, kernel = _BUFFER[a.dtype], _BINARY_FLAT[a.dtype]
+            except KeyError:
+                raise TypeError(f"the C kernels take float32 or float64 arrays, got {a.dtype}") from None
             out = np.empty(shape, dtype=a.dtype)
-            _flat_kernel(_BINARY_FLAT, a.dtype)(_BINARY[op], out.size, _ptr(a), as_, _ptr(b), bs, _ptr(out), p, q)
+            kernel(_BINARY[op], out.size, _from_buffer(buf, a), as_, _from_buffer(buf, b), bs,
+                   _from_buffer(buf, out), p, q)  # fmt: skip
             return out
     a, b = _usable(a), _usable(b)
     shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
@@ -190,6 +198,12 @@ def where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def reduce(op: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    if x.flags.c_contiguous and len(axes) == x.ndim and x.size:  # a full reduction: one flat run
+        out = np.empty((), dtype=x.dtype)
+        _kernel("mg_reduce", x.dtype)(
+            lib.MG_SUM if op == "sum" else lib.MG_MAX, 1, 1, _i64([x.size]), _ptr(x), _ONE, _ptr(out)
+        )
+        return out.reshape((1,) * x.ndim) if keepdims else out
     x = _usable(x)
     keep = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in keep)
