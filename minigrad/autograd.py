@@ -45,52 +45,39 @@ class AnomalyError(RuntimeError):
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def _flag(name: str, value: bool) -> Iterator[None]:
+    """Set FLAGS.<name> for the duration of a with-block, then restore it."""
+    previous = getattr(FLAGS, name)
+    setattr(FLAGS, name, value)
+    try:
+        yield
+    finally:
+        setattr(FLAGS, name, previous)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Run a block without recording a graph (evaluation, optimizer updates)."""
-    previous = FLAGS.grad_enabled
-    FLAGS.grad_enabled = False
-    try:
-        yield
-    finally:
-        FLAGS.grad_enabled = previous
+    return _flag("grad_enabled", False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
-    previous = FLAGS.grad_enabled
-    FLAGS.grad_enabled = True
-    try:
-        yield
-    finally:
-        FLAGS.grad_enabled = previous
+def enable_grad() -> contextlib.AbstractContextManager[None]:
+    return _flag("grad_enabled", True)
 
 
 def is_grad_enabled() -> bool:
     return FLAGS.grad_enabled
 
 
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
+def detect_anomaly() -> contextlib.AbstractContextManager[None]:
     """Check every forward and backward result for NaN/Inf and name the op that made one."""
-    previous = FLAGS.anomaly
-    FLAGS.anomaly = True
-    try:
-        yield
-    finally:
-        FLAGS.anomaly = previous
+    return _flag("anomaly", True)
 
 
-@contextlib.contextmanager
-def retain_grads() -> Iterator[None]:
+def retain_grads() -> contextlib.AbstractContextManager[None]:
     """During this block, backward stores ``.grad`` on every node, not only on leaves.
 
     Graph dumps use it to show how much gradient reached each intermediate value."""
-    previous = FLAGS.retain_grads
-    FLAGS.retain_grads = True
-    try:
-        yield
-    finally:
-        FLAGS.retain_grads = previous
+    return _flag("retain_grads", True)
 
 
 def _describe(t: Tensor) -> str:
@@ -182,23 +169,25 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return backend.current().reduce("sum", grad, axes, keepdims=False).reshape(shape)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes that lead to root and require grad, inputs before outputs (iterative DFS)."""
+def topological_order(root: Tensor, grad_only: bool = False) -> list[Tensor]:
+    """Every node that leads to root, inputs before outputs; with grad_only, only the nodes
+    that require grad (what backward walks). Iterative depth-first search, first input first,
+    so deep graphs never hit the recursion limit and the order is deterministic."""
     order: list[Tensor] = []
-    visited: set[int] = set()
+    seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
-        node, done = stack.pop()
-        if done:
+        node, expanded = stack.pop()
+        if expanded:
             order.append(node)
             continue
-        if node.id in visited:
+        if node.id in seen:
             continue
-        visited.add(node.id)
+        seen.add(node.id)
         stack.append((node, True))
         if node._ctx is not None:
-            for parent in node._ctx.inputs:
-                if parent.requires_grad and parent.id not in visited:
+            for parent in reversed(node._ctx.inputs):
+                if (parent.requires_grad or not grad_only) and parent.id not in seen:
                     stack.append((parent, False))
     return order
 
@@ -207,7 +196,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Propagate `grad` from root to every leaf that requires grad, accumulating into ``.grad``."""
     be = backend.current()
     grads: dict[int, np.ndarray] = {root.id: grad}
-    for node in reversed(_topological_order(root)):
+    for node in reversed(topological_order(root, grad_only=True)):
         g = grads.pop(node.id, None)
         if g is None:
             continue

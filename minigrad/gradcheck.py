@@ -55,21 +55,31 @@ def gradcheck(
     for i in checked:
         t = inputs[i]
         analytic = np.zeros(t.shape) if t.grad is None else t.grad.data
-        flat = t.data.reshape(-1)  # a view: perturb in place
-        for j in range(flat.size):
-            original = flat[j]
-            flat[j] = original + eps
-            plus = projected()
-            flat[j] = original - eps
-            minus = projected()
-            flat[j] = original
-            numeric = (plus - minus) / (2 * eps)
-            a = float(analytic.reshape(-1)[j])
-            if not abs(a - numeric) <= atol + rtol * abs(numeric):
-                index = np.unravel_index(j, t.shape) if t.shape else ()
-                raise GradcheckError(
-                    f"gradcheck: input {i} ({t.name or 'unnamed'}, shape {t.shape}) element "
-                    f"{tuple(int(k) for k in index)}: analytic {a:.8g} vs numeric {numeric:.8g} "
-                    f"(difference {abs(a - numeric):.3g}, allowed {atol + rtol * abs(numeric):.3g})"
-                )
+        numeric = numerical_gradient(projected, t.data, eps)
+        bad = np.flatnonzero(~(np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)))
+        if bad.size:
+            j = int(bad[0])
+            a, n = float(analytic.reshape(-1)[j]), float(numeric.reshape(-1)[j])
+            index = np.unravel_index(j, t.shape) if t.shape else ()
+            raise GradcheckError(
+                f"gradcheck: input {i} ({t.name or 'unnamed'}, shape {t.shape}) element "
+                f"{tuple(int(k) for k in index)}: analytic {a:.8g} vs numeric {n:.8g} "
+                f"(difference {abs(a - n):.3g}, allowed {atol + rtol * abs(n):.3g})"
+            )
     return True
+
+
+def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """d f / d array by central differences, (f(x + eps) - f(x - eps)) / (2 eps) per element.
+
+    Perturbs `array` in place (f must read it) and restores every element afterwards."""
+    numeric = np.zeros(array.shape)
+    for index in np.ndindex(array.shape):  # indexes the array itself, so any strided view works
+        original = array[index]
+        array[index] = original + eps
+        plus = f()
+        array[index] = original - eps
+        minus = f()
+        array[index] = original
+        numeric[index] = (plus - minus) / (2 * eps)
+    return numeric

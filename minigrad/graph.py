@@ -76,6 +76,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .autograd import topological_order
+
 if TYPE_CHECKING:
     from .tensor import Tensor
 
@@ -118,29 +120,6 @@ _NODE_KEYS = (
 
 
 # ---------------------------------------------------------------- walking the graph
-def _topological(root: Tensor) -> list[Tensor]:
-    """Every node that leads to root (whether or not it requires grad), inputs before outputs.
-
-    Iterative depth-first search, first input first, so deep graphs never hit the recursion
-    limit and the order is deterministic."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node.id in seen:
-            continue
-        seen.add(node.id)
-        stack.append((node, True))
-        for parent in reversed(node.inputs):
-            if parent.id not in seen:
-                stack.append((parent, False))
-    return order
-
-
 def _kind(t: Tensor) -> str:
     if not t.is_leaf:
         return "op"
@@ -283,7 +262,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _to_json(tensor: Tensor, meta: Mapping[str, Any] | None) -> dict[str, Any]:
-    order = _topological(tensor)
+    order = topological_order(tensor)
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     counts = {"param": 0, "input": 0, "const": 0, "op": 0}
