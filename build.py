@@ -92,5 +92,5 @@ ffibuilder.set_source(
     extra_link_args=ldflags,
 )
 
-if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+if __name__ == "__main__":  # a development build in place: src/minigrad/_kernels*.so
+    ffibuilder.compile(tmpdir=str(HERE / "src"), verbose=True)

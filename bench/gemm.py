@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # (name, m, n, k, trans_a, trans_b): the VAE GEMMs (batch 128, 784-400-20) forward and backward,
 # plus a square one
@@ -56,7 +53,6 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(ROOT))
 
 
 def load_kernels():
@@ -65,16 +61,9 @@ def load_kernels():
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         return mod.ffi, mod.lib
-    try:
-        from minigrad._kernels import ffi, lib
+    from minigrad._kernels import ffi, lib
 
-        return ffi, lib
-    except Exception:  # package __init__ mid-edit: load the extension file directly
-        so = sorted((ROOT / "minigrad").glob("_kernels*.so"))[0]
-        spec = importlib.util.spec_from_file_location("minigrad._kernels", so)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.ffi, mod.lib
+    return ffi, lib
 
 
 ffi, lib = load_kernels()

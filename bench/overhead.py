@@ -7,11 +7,8 @@ graph node and the C call), next to the same op in numpy and PyTorch (when insta
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import timeit
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
 

@@ -33,7 +33,6 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINIG
 
 import numpy as np  # noqa: E402  (thread variables must be set first)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
 def data(seed: int = 0) -> list[np.ndarray]:

@@ -1,18 +1,15 @@
 """`python -m vae ...`: every command's happy path on tiny settings, and user errors -> exit 2."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from vae import images
 from vae.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +36,8 @@ def user_error(capsys, *argv, match=""):
 
 
 def python_m_vae(*argv):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "vae", *map(str, argv)], capture_output=True, text=True,
-                          timeout=120, env=env, check=False)  # fmt: skip
+                          timeout=120, check=False)  # fmt: skip
 
 
 def test_subprocess_help_and_error_exit(tmp_path):

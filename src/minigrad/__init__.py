@@ -21,3 +21,12 @@ from . import nn, optim  # noqa: E402  (nn needs Tensor)
 from . import graph  # noqa: E402
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AnomalyError", "Function", "GradcheckError", "Tensor", "abs", "backend", "backend_info", "cat",
+    "clip", "concatenate", "detect_anomaly", "enable_grad", "exp", "float32", "float64",
+    "get_default_dtype", "gradcheck", "graph", "is_grad_enabled", "log", "logsumexp", "manual_seed",
+    "nn", "no_grad", "ones", "ones_like", "optim", "rand", "randn", "relu", "retain_grads",
+    "set_default_dtype", "set_num_threads", "sigmoid", "softplus", "sqrt", "stack", "tanh", "tensor",
+    "where", "zeros", "zeros_like",
+]  # fmt: skip

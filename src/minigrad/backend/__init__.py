@@ -39,12 +39,11 @@ _active: types.ModuleType
 def _missing_extension_hint() -> str:
     from pathlib import Path
 
-    package = Path(__file__).resolve().parents[1]
-    if (package.parent / "build.py").is_file() and not list(package.glob("_kernels*")):
+    root = Path(__file__).resolve().parents[3]  # backend -> minigrad -> src -> project root
+    if (root / "build.py").is_file():
         return (
-            f" minigrad was imported from the source tree {package.parent}, which holds no "
-            "compiled kernels: run from another folder (the installed copy has them), use the "
-            "`vae` command, or build in place with `pip install -e .`."
+            f" This minigrad is the source tree in {root}: build its kernels in place with "
+            "`pip install -e .` (or `python build.py`), or use the installed package."
         )
     return " Reinstall with `pip install .` from the project root (it needs a C compiler)."
 
