@@ -93,4 +93,8 @@ ffibuilder.set_source(
 )
 
 if __name__ == "__main__":  # a development build in place: src/minigrad/_kernels*.so
-    ffibuilder.compile(tmpdir=str(HERE / "src"), verbose=True)
+    os.chdir(HERE)
+    built = Path(ffibuilder.compile(verbose=True)).resolve()  # lands in ./minigrad/
+    shutil.move(str(built), HERE / "src" / "minigrad" / built.name)
+    shutil.rmtree(HERE / "minigrad")  # only generated files; left there it would shadow src/
+

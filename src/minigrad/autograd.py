@@ -123,10 +123,15 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run forward on the inputs' arrays and, when gradients are on, record the node."""
         # the hot path of every op: kept to plain loops and attribute stores
-        first = inputs[0].data.dtype
+        first = inputs[0].data.dtype if isinstance(inputs[0], _TENSOR) else None
         arrays = []
         needs = []
         for t in inputs:
+            if not isinstance(t, _TENSOR):
+                raise TypeError(
+                    f"{cls.op}: expected Tensor inputs, got {type(t).__name__}; wrap arrays with "
+                    "minigrad.Tensor(...)"
+                )
             data = t.data
             if data.dtype is not first and data.dtype != first:
                 raise TypeError(
@@ -153,9 +158,13 @@ def _wrap(data: np.ndarray, ctx: Function | None) -> Tensor:
     raise RuntimeError("minigrad.tensor was not imported")
 
 
-def bind_tensor_class(from_op: Any) -> None:
-    global _wrap
-    _wrap = from_op
+_TENSOR: Any = object  # the Tensor class, bound when tensor.py is imported
+
+
+def bind_tensor_class(tensor_class: Any) -> None:
+    global _wrap, _TENSOR
+    _wrap = tensor_class._from_op
+    _TENSOR = tensor_class
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

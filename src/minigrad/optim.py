@@ -19,10 +19,26 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not isinstance(p, Parameter):
                 raise TypeError(f"{type(self).__name__}: item {i} is a {type(p).__name__}, not a Parameter")
-        if defaults.get("lr", 0) <= 0:
+        if not defaults.get("lr", 0) > 0:  # also refuses NaN
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {defaults.get('lr')}")
         self.defaults = defaults
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
+
+    def _check_grads(self) -> None:
+        """Every gradient must match its parameter: checked for all before any is updated."""
+        for i, p in enumerate(self.params):
+            if p.grad is not None and (p.grad.shape != p.shape or p.grad.dtype != p.dtype):
+                raise ValueError(
+                    f"{type(self).__name__}.step: parameter {i} ({p.name or 'unnamed'}) has shape "
+                    f"{p.shape} {p.dtype} but its grad has shape {p.grad.shape} {p.grad.dtype}"
+                )
+            state = self.state[i]
+            for key, value in state.items():
+                if isinstance(value, np.ndarray) and value.shape != p.shape:
+                    raise ValueError(
+                        f"{type(self).__name__}.step: state '{key}' of parameter {i} has shape "
+                        f"{value.shape}, the parameter now has shape {p.shape}"
+                    )
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -59,6 +75,7 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))  # fmt: skip
 
     def step(self) -> None:
+        self._check_grads()
         d = self.defaults
         be = backend.current()
         for p, s in zip(self.params, self.state):
@@ -84,6 +101,7 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay))
 
     def step(self) -> None:
+        self._check_grads()
         d = self.defaults
         b1, b2 = d["betas"]
         be = backend.current()

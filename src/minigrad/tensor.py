@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,7 +69,9 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
         )
     else:
         raise TypeError(f"Tensor: {arr.dtype} data is not supported; minigrad needs real numbers")
-    return arr if arr.dtype == target else arr.astype(target)
+    if arr.dtype != target:
+        return arr.astype(target)
+    return arr if arr.flags.aligned else arr.copy()  # the C kernels read aligned elements only
 
 
 class Tensor:
@@ -285,6 +288,8 @@ class Tensor:
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         lo = -np.inf if min is None else float(min)
         hi = np.inf if max is None else float(max)
+        if math.isnan(lo) or math.isnan(hi):
+            raise ValueError(f"clip: bounds must be numbers, got min={min} and max={max}")
         if lo > hi:
             raise ValueError(f"clip: min {lo} is greater than max {hi}")
         return _OPS.Clip.apply(self, lo=lo, hi=hi)
@@ -360,7 +365,7 @@ class Tensor:
         return _OPS.BroadcastTo.apply(self, shape=shape)
 
 
-autograd.bind_tensor_class(Tensor._from_op)
+autograd.bind_tensor_class(Tensor)
 
 
 _OPS: Any = None  # the minigrad.ops module; it binds itself here when imported
@@ -373,8 +378,8 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     """Make the other operand of a binary op a Tensor: Python numbers take `like`'s dtype."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
-        key = (value, like.data.dtype)
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        key = (value, math.copysign(1.0, value), like.data.dtype)  # -0.0 and 0.0 stay apart
         array = _SCALARS.get(key)
         if array is None:  # 0-d constants are cached: loops reuse the same few (0.5, 1, batch size)
             array = np.asarray(value, dtype=like.data.dtype)

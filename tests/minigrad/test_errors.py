@@ -322,3 +322,69 @@ def test_sizes_past_32_bit_int_are_indexed_with_64_bits():
     row_sums = mg.Tensor(ones).sum(axis=1)
     assert row_sums.shape == (n_rows,)
     assert float(row_sums.data.sum()) == float(n_rows) * n_cols
+
+
+# ---- regressions found in review: each was a crash or a silent wrong answer
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_optimizer_refuses_a_gradient_of_the_wrong_size(backend):
+    with mg.backend.use(backend):
+        for make in (lambda ps: mg.optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: mg.optim.Adam(ps)):
+            p = mg.nn.Parameter(np.zeros(1000, np.float32))
+            opt = make([p])
+            p.grad = mg.Tensor([1.0])
+            with pytest.raises(ValueError, match=r"grad has shape \(1,\)"):
+                opt.step()
+            assert not p.data.any()  # nothing was written
+
+
+def test_optimizer_refuses_state_that_no_longer_fits_its_parameter():
+    p = mg.nn.Parameter(np.zeros(2, np.float32))
+    opt = mg.optim.Adam([p])
+    p.grad = mg.ones(2)
+    opt.step()
+    p.data = np.zeros(10_000, np.float32)
+    p.grad = mg.ones(10_000)
+    with pytest.raises(ValueError, match="exp_avg"):
+        opt.step()
+
+
+def test_minus_zero_scalar_keeps_its_sign():
+    x = mg.Tensor([1.0])
+    x * 0.0  # caches the constant 0.0
+    assert (1 / (x * -0.0)).data[0] == -np.inf
+
+
+def test_complex_scalar_is_refused():
+    with pytest.raises(TypeError, match="complex"):
+        mg.Tensor([1.0]) + np.complex128(1 + 2j)
+
+
+def test_clip_refuses_nan_bounds():
+    with pytest.raises(ValueError, match="clip"):
+        mg.Tensor([1.0, 5.0]).clip(float("nan"), 3)
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_gradient_of_x_to_the_zero_is_zero_even_at_zero(backend):
+    with mg.backend.use(backend):
+        x = mg.Tensor([0.0, 2.0], requires_grad=True)
+        (x**0).sum().backward()
+        assert x.grad.data.tolist() == [0.0, 0.0]
+
+
+def test_ops_refuse_arrays_that_are_not_tensors():
+    with pytest.raises(TypeError, match="wrap arrays with minigrad.Tensor"):
+        mg.nn.Linear(3, 2)(np.ones((1, 3), np.float32))
+    with pytest.raises(TypeError, match="expected Tensor inputs"):
+        mg.exp(np.ones(3))
+
+
+def test_unaligned_input_is_copied_before_c_sees_it():
+    raw = np.zeros(4 * 10 + 1, np.uint8)
+    unaligned = np.ndarray((10,), np.float32, buffer=raw, offset=1)
+    unaligned[:] = np.arange(10, dtype=np.float32)
+    t = mg.Tensor(unaligned)
+    assert t.data.flags.aligned
+    np.testing.assert_array_equal((t * 2.0).data, np.arange(10) * 2)

@@ -341,23 +341,27 @@ def gaussian_kl_backward(
     return dmu, dlv
 
 
-def _inplace_ok(*arrays: np.ndarray) -> None:
-    for a in arrays:
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError("optimizer buffers must be contiguous, writable arrays")
+def _optimizer_buffers(p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> np.ndarray:
+    """Check what the update kernels assume -- every buffer has p's shape and dtype, and p and
+    the state are contiguous and writable -- and return g as a contiguous array."""
+    for name, a in (("gradient", g),) + tuple(("optimizer state", s) for s in state):
+        if a.shape != p.shape:
+            raise ValueError(f"{name} has shape {a.shape}, the parameter has shape {p.shape}")
+    for a in (p, *state):
+        if a.dtype != p.dtype or not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
+            raise ValueError("parameters and optimizer state must be contiguous, writable arrays of one dtype")
+    return np.ascontiguousarray(g, dtype=p.dtype)
 
 
 def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step) -> None:
-    _inplace_ok(p, m, v)
-    g = np.ascontiguousarray(g, dtype=p.dtype)
+    g = _optimizer_buffers(p, g, m, v)
     _kernel("mg_adam", p.dtype)(
         p.size, _ptr(p), _ptr(g), _ptr(m), _ptr(v), lr, beta1, beta2, eps, weight_decay, step
     )
 
 
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
-    _inplace_ok(p, buf)
-    g = np.ascontiguousarray(g, dtype=p.dtype)
+    g = _optimizer_buffers(p, g, buf)
     _kernel("mg_sgd", p.dtype)(
         p.size, _ptr(p), _ptr(g), _ptr(buf), lr, momentum, dampening, weight_decay,
         int(nesterov), int(first_step),

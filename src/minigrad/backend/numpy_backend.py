@@ -61,7 +61,7 @@ _BINARY = {
     "abs_bwd": lambda g, x, p, q: _nan_where(x != 0, g * np.sign(x), x),  # 0 at x = 0, even for g = inf
     "softplus_bwd": lambda g, x, p, q: g * _sigmoid(x),
     "sqrt_bwd": lambda g, y, p, q: g * g.dtype.type(0.5) / y,
-    "pow_bwd": lambda g, x, p, q: g * g.dtype.type(p) * _pow(x, p - 1),
+    "pow_bwd": lambda g, x, p, q: g * g.dtype.type(p) * _pow(x, p - 1) if p != 0 else np.zeros_like(g * x),
     "clip_bwd": lambda g, x, p, q: _nan_where((x >= p) & (x <= q), g, x),
 }
 
