@@ -610,6 +610,9 @@ def _validate(dump: Any) -> str | None:
             n["grad"] is None or isinstance(n["grad"], dict)
         ):
             return f"node {i} (%{n['id']}): 'value' must be an object and 'grad' an object or null"
+        if not (n["name"] is None or isinstance(n["name"], str)) or not isinstance(n["dtype"], str) \
+                or not isinstance(n["op"], str) or not isinstance(n["requires_grad"], bool):  # fmt: skip
+            return f"node {i} (%{n['id']}): 'name' must be a string or null, 'op' and 'dtype' strings, 'requires_grad' a boolean"
         seen.add(n["id"])
     if dump.get("root") not in seen and nodes:
         return f"root {dump.get('root')!r} is not one of the nodes"

@@ -12,6 +12,8 @@ from .nn.module import Parameter
 
 
 class Optimizer:
+    STATE_KEYS: tuple[str, ...] = ()  # what one parameter's state holds once it has stepped
+
     def __init__(self, params: Iterable[Parameter], defaults: dict[str, Any]):
         self.params = list(params)
         if not self.params:
@@ -56,11 +58,19 @@ class Optimizer:
         if not isinstance(entries, list) or len(entries) != len(self.params):
             n = len(entries) if isinstance(entries, list) else "no"
             raise ValueError(f"{type(self).__name__}.load_state_dict: {n} parameter states for {len(self.params)} parameters")
+        name = type(self).__name__
         for i, (p, s) in enumerate(zip(self.params, entries)):
+            if not isinstance(s, dict) or (s and set(s) != set(self.STATE_KEYS)):
+                keys = sorted(s) if isinstance(s, dict) else type(s).__name__
+                raise ValueError(f"{name}.load_state_dict: parameter {i} has state {keys}, expected {sorted(self.STATE_KEYS)} or none")
             for k, v in s.items():
-                if isinstance(v, np.ndarray) and v.shape != p.shape:
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {i} has shape {v.shape}, expected {p.shape}")
-        self.defaults.update(state.get("defaults", {}))
+                if k == "step":
+                    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                        raise ValueError(f"{name}.load_state_dict: step of parameter {i} is {v!r}, expected a positive integer")
+                elif not isinstance(v, np.ndarray) or v.shape != p.shape or v.dtype.kind != "f":
+                    shape = getattr(v, "shape", type(v).__name__)
+                    raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {i} has shape {shape}, expected {p.shape} (floats)")
+        self.defaults.update({k: v for k, v in state.get("defaults", {}).items() if k in self.defaults})
         self.state = [{k: (np.array(v, dtype=p.dtype) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
                       for p, s in zip(self.params, entries)]  # fmt: skip
 
@@ -68,6 +78,8 @@ class Optimizer:
 class SGD(Optimizer):
     """p -= lr * d with d = g + weight_decay p, and with momentum (PyTorch's convention)
     buf = momentum buf + (1 - dampening) d;  d = d + momentum buf if nesterov else buf."""
+
+    STATE_KEYS = ("momentum_buffer",)
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):  # fmt: skip
@@ -91,6 +103,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
     p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps); weight_decay adds wd * p to g."""
+
+    STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

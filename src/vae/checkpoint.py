@@ -47,6 +47,9 @@ def save(path: Path | str, model_state: dict[str, np.ndarray], optimizer_state: 
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -70,6 +73,8 @@ def load(path: Path | str) -> dict[str, Any]:
         meta = json.loads(files.pop("meta").tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: the 'meta' entry is corrupt: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the 'meta' entry is not a JSON object")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
@@ -77,16 +82,21 @@ def load(path: Path | str) -> dict[str, Any]:
         )
     model = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
     optim_meta = meta.pop("optimizer", None)
-    if not model or optim_meta is None:
+    if not model or not isinstance(optim_meta, dict):
         raise CheckpointError(f"{path}: missing model parameters or optimizer state")
-    state = [dict(s) for s in optim_meta["state"]]
+    entries = optim_meta.get("state")
+    if not isinstance(entries, list) or not all(isinstance(s, dict) for s in entries):
+        raise CheckpointError(f"{path}: the optimizer state is not a list of per-parameter entries")
+    state = [dict(s) for s in entries]
     for key, value in files.items():
         if key.startswith("optim/"):
-            _, index, name = key.split("/", 2)
-            if int(index) >= len(state):
-                raise CheckpointError(f"{path}: optimizer entry {key} has no parameter")
-            state[int(index)][name] = value
+            parts = key.split("/", 2)
+            if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(state):
+                raise CheckpointError(f"{path}: optimizer entry {key!r} names no parameter")
+            state[int(parts[1])][parts[2]] = value
     for name, value in model.items():
+        if value.dtype.kind != "f":
+            raise CheckpointError(f"{path}: parameter {name} holds {value.dtype} data, not floats")
         if not np.isfinite(value).all():
             raise CheckpointError(f"{path}: parameter {name} contains NaN or Inf")
-    return {"meta": meta, "model": model, "optimizer": {"defaults": optim_meta["defaults"], "state": state}}
+    return {"meta": meta, "model": model, "optimizer": {"defaults": optim_meta.get("defaults", {}), "state": state}}

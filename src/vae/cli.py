@@ -11,8 +11,8 @@ from pathlib import Path
 from . import checkpoint, data, dumps
 from .train import Config, train
 
-USER_ERRORS = (data.DataError, checkpoint.CheckpointError, ValueError, FileNotFoundError,
-               NotADirectoryError, IsADirectoryError, PermissionError, FloatingPointError,
+# OSError covers a missing, existing, unwritable or wrong-kind path given on the command line
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, ValueError, OSError, FloatingPointError,
                dumps.GraphvizMissing)  # fmt: skip
 
 
@@ -43,7 +43,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs") / "latest", metavar="DIR",
                    help="output folder for checkpoints and dumps (default: %(default)s)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
-                   help="continue a run from its checkpoint.npz exactly where it stopped")
+                   help="continue a run from its checkpoint.npz exactly where it stopped, with the "
+                   "run's saved settings (data, sizes, lr, seed, protocol); --epochs can raise its "
+                   "epoch budget")
     p.add_argument("--dump-graph", metavar="STEPS",
                    help="write the graph of these steps' loss after backward, e.g. '1,100,last' "
                    "(text, JSON and DOT; SVG too when Graphviz is installed)")
@@ -61,7 +63,10 @@ def _set_threads(n: int | None) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
-    epochs = args.epochs if args.epochs is not None else (50 if args.data == "embedded" else 10)
+    if args.resume is not None:
+        epochs = args.epochs or 0  # 0: keep the checkpoint's own epoch budget
+    else:
+        epochs = args.epochs if args.epochs is not None else (50 if args.data == "embedded" else 10)
     config = Config(data=args.data, epochs=epochs, batch_size=args.batch_size, hidden_dim=args.hidden,
                     latent_dim=args.latent, lr=args.lr, seed=args.seed, protocol=args.protocol,
                     sampler=args.sampler, dtype=args.dtype)  # fmt: skip

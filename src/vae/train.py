@@ -119,11 +119,18 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
           progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Train a VAE; checkpoint after every epoch to out_dir/checkpoint.npz. Returns the history."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} exists and is not a folder; pick another --out")
     state = checkpoint.load(resume) if resume else None
     if state is not None:
-        saved = Config(**state["meta"]["config"])
+        try:
+            saved = Config(**state["meta"]["config"])
+            saved.validate()
+        except (TypeError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"{resume}: the saved training settings are invalid: {exc}") from None
         # the run continues with the saved config; only the epoch budget may grow
-        saved.epochs = config.epochs if config.epochs > saved.epochs else saved.epochs
+        saved.epochs = max(config.epochs, saved.epochs)
+        log(f"resuming {resume} with its saved settings: {dataclasses.asdict(saved)}")
         config = saved
     config.validate()
     dataset = load_dataset(config.data)
@@ -143,10 +150,13 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
         except (KeyError, ValueError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"{resume}: does not fit this model: {exc}") from None
         meta = state["meta"]
-        data_rng.bit_generator.state = meta["data_rng"]
-        model.noise.bit_generator.state = meta["noise_rng"]
-        history = meta["history"]
-        start_epoch, step = meta["epoch"] + 1, meta["step"]
+        try:
+            data_rng.bit_generator.state = meta["data_rng"]
+            model.noise.bit_generator.state = meta["noise_rng"]
+            history = list(meta["history"])
+            start_epoch, step = int(meta["epoch"]) + 1, int(meta["step"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"{resume}: the saved training progress is damaged: {exc!r}") from None
     test_x = data.prepare(dataset.test_images, config.protocol, np.random.default_rng([config.seed, 3]), config.dtype)
     batches_per_epoch = data.count_batches(n_train, config.batch_size)
     total_steps = config.epochs * batches_per_epoch

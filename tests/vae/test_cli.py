@@ -154,3 +154,52 @@ def test_reconstruct_needs_an_image_model(capsys, tmp_path):
     assert cli(capsys, "explain", "--steps", 5, "--save", tmp_path / "d.npz")[0] == 0
     user_error(capsys, "sample", "--checkpoint", tmp_path / "d.npz", "--out", tmp_path / "s.png", match="square")
     user_error(capsys, "reconstruct", "--checkpoint", tmp_path / "d.npz", "--out", tmp_path / "r.png", match="square")
+
+
+def _rewrite_checkpoint(src, dst, change):
+    """Copy a checkpoint with `change(arrays)` applied to its entries (meta is a uint8 JSON blob)."""
+    import numpy as np
+
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    with open(dst, "wb") as f:
+        np.savez(f, **arrays)
+    return dst
+
+
+def test_damaged_checkpoints_are_one_line_errors(capsys, run_dir, tmp_path):
+    import numpy as np
+
+    ckpt = run_dir / "checkpoint.npz"
+
+    def meta_list(a):
+        a["meta"] = np.frombuffer(b"[1, 2]", dtype=np.uint8)
+
+    def text_param(a):
+        a["model/encoder.mu.bias"] = np.array(["x", "y"])
+
+    def drop_adam_state(a):
+        del a["optim/0/exp_avg"]
+
+    for change, match in ((meta_list, "not a JSON object"), (text_param, "not floats"),
+                          (drop_adam_state, "expected ['exp_avg', 'exp_avg_sq', 'step']")):  # fmt: skip
+        bad = _rewrite_checkpoint(ckpt, tmp_path / f"{change.__name__}.npz", change)
+        if change is not drop_adam_state:  # eval needs no optimizer state
+            user_error(capsys, "eval", "--checkpoint", bad, "-k", "2", "--limit", "4", "--quiet", match=match)
+        user_error(capsys, "train", "--resume", bad, "--out", tmp_path / "r", "--quiet", match=match)
+
+
+def test_bad_output_folder_and_thread_count(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    user_error(capsys, "train", "--out", tmp_path / "file", "--epochs", "1", match="is not a folder")
+    user_error(capsys, "train", "--threads", "99999999999", "--epochs", "1", "--out", tmp_path, match="threads")
+
+
+def test_bad_minigrad_environment_is_one_line(tmp_path):
+    import os
+
+    for var, value in (("MINIGRAD_BACKEND", "cuda"), ("MINIGRAD_NUM_THREADS", "abc")):
+        done = subprocess.run([sys.executable, "-m", "vae", "gradcheck"], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, var: value}, cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr

@@ -89,8 +89,8 @@ def available() -> list[str]:
 
 def set_num_threads(n: int) -> None:
     """Threads the C kernels may use (OpenMP); also set by MINIGRAD_NUM_THREADS."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 4096:
+        raise ValueError(f"number of threads must be a positive integer (at most 4096), got {n!r}")
     if c_backend is not None:
         c_backend.set_num_threads(n)
 
