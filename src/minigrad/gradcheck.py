@@ -36,6 +36,12 @@ def gradcheck(
                 f"gradcheck: input {i} ({t.name or 'unnamed'}) is {t.dtype}; finite differences "
                 "need float64 inputs (use .double())"
             )
+    for i, t in enumerate(inputs):
+        if not t.is_leaf:
+            raise ValueError(
+                f"gradcheck: input {i} ({t.name or 'unnamed'}) is the result of an op, not a leaf; "
+                "pass leaves (e.g. t.detach().requires_grad_())"
+            )
     checked = [i for i, t in enumerate(inputs) if t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True; nothing to check")

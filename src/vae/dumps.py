@@ -59,12 +59,9 @@ def render(path: Path | str, out: Path | str | None = None) -> Path:
         raise GraphvizMissing("Graphviz's `dot` program was not found on PATH; install Graphviz "
                               "(e.g. `apt-get install graphviz`, `brew install graphviz`) to render dumps, "
                               "or use `dump show` for the text form")  # fmt: skip
-    if path.suffix.lower() == ".json" and hasattr(mg.graph, "render_dot"):
+    if path.suffix.lower() == ".json":
         source = mg.graph.render_dot(load(path), cluster=CLUSTER)
     else:
-        if path.suffix.lower() == ".json":  # older minigrad.graph: use the .dot saved alongside
-            load(path)
-            path = _existing(path.with_suffix(".dot"), (".dot",))
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

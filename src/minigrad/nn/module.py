@@ -78,7 +78,8 @@ class Module:
         return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        """Copy arrays into the parameters, checking keys, shapes and dtypes first (all or nothing)."""
+        """Copy arrays into the parameters (all or nothing): keys, shapes and finiteness are checked
+        first; float data of another precision is converted to each parameter's dtype."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         extra = [k for k in state if k not in own]
