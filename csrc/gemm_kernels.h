@@ -401,18 +401,26 @@ static void SFX(gemm_scale_c)(int64_t m, int64_t n, T beta, T *restrict c, int64
 }
 
 /* One thread's part of the whole GEMM (all threads run the same loops and meet at the same
- * barriers; with nth == 1 it is the serial algorithm, and the orphaned barriers are no-ops). */
+ * barriers; with nth == 1 it is the serial algorithm, and the orphaned barriers are no-ops).
+ * With several threads the shared buffers are double-buffered (bbuf / abuf0 hold two copies, at
+ * bbuf + bsz and abuf0 + asz): panel number q of B is packed into copy q & 1 (likewise block
+ * number q of the shared A in the jr split). Packing copy q & 1 again at q + 2 is safe without a
+ * barrier of its own, because every thread has passed a barrier during q + 1, which no thread
+ * passes before all have finished reading q. So each block needs one barrier (packed data
+ * complete), not two (complete, then no longer read); each barrier is a possible futex wake-up
+ * with the short GOMP_SPINCOUNT minigrad sets. */
 static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_t m, int64_t n,
                              int64_t k, T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,
                              T beta, T *c, int64_t ldc, int64_t kcb, int64_t mcb, int64_t mblocks,
-                             T *bbuf, T *abuf0, size_t asz) {
-    T *abuf = split_m ? abuf0 + (size_t)t * asz : abuf0;
+                             T *bbuf0, size_t bsz, T *abuf0, size_t asz) {
     /* Narrow C (n <= 2 NR: at most two column slivers): each element of A feeds at most two
      * micro-tiles, so packing A costs about as much as it saves (17% of the time for n = 20).
      * The AVX2 kernels then read A in place; their edge versions touch only the live rows, so
      * no zero padding is needed. */
     int direct_a = MG_GEMM_SIMD && n <= 2 * NR;
     int64_t sp = direct_a ? (ta ? lda : 1) : 0, sr = ta ? 1 : lda;
+    int dbl = nth > 1; /* double-buffered shared blocks */
+    int64_t bpanel = 0, ablock = 0;
     for (int64_t jc = 0; jc < n; jc += NC) {
         int64_t nc = n - jc < NC ? n - jc : NC;
         int64_t nsl = (nc + NR - 1) / NR;
@@ -420,7 +428,8 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
         int64_t b0 = nsl * t / nth, b1 = nsl * (t + 1) / nth;
         for (int64_t pc = 0; pc < k; pc += kcb) {
             int64_t kc = k - pc < kcb ? k - pc : kcb;
-            int last_pc = jc + NC >= n && pc + kcb >= k; /* the region's end is a barrier anyway */
+            T *bbuf = bbuf0 + (dbl ? (size_t)(bpanel & 1) * bsz : 0);
+            bpanel++;
             /* the first k block applies the caller's beta, later ones accumulate */
             T beta_k = pc == 0 ? beta : (T)1;
             if (b0 < b1) {
@@ -429,8 +438,8 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                 SFX(gemm_pack_b)(tb, kc, jn, bsrc, ldb, bbuf + b0 * NR * kc);
             }
             if (split_m) {
-                /* B panel shared, A blocks private: wait for all of B, and before repacking B
-                 * wait until nobody reads it */
+                /* B panel shared, A blocks private: wait for all of B */
+                T *abuf = abuf0 + (size_t)t * asz;
                 MG_BARRIER(nth);
                 for (int64_t blk = t; blk < mblocks; blk += nth) {
                     int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
@@ -440,22 +449,23 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                                     direct_a ? asrc : abuf, sp,
                                     sr, bbuf, c + ic * ldc + jc, ldc);
                 }
-                if (!last_pc) MG_BARRIER(nth);
             } else {
-                /* each thread reads only the B slivers it packed; the A block is shared: wait
-                 * for all of it, and before repacking it wait until nobody reads it */
+                /* the A block is shared: wait until all of it (and of B) is packed */
                 for (int64_t ic = 0; ic < m; ic += mcb) {
                     int64_t mc = m - ic < mcb ? m - ic : mcb;
                     int64_t msl = (mc + MR - 1) / MR;
                     int64_t a0 = msl * t / nth, a1 = msl * (t + 1) / nth;
                     if (direct_a) {
-                        /* nothing shared: no barriers */
+                        /* each thread reads only the B slivers it packed, nothing shared: no
+                         * barriers */
                         const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
                         SFX(gemm_macro)(mc, nc, kc, b0 * msl, b1 * msl, alpha, beta_k, asrc, sp,
                                         sr, bbuf,
                                         c + ic * ldc + jc, ldc);
                         continue;
                     }
+                    T *abuf = abuf0 + (dbl ? (size_t)(ablock & 1) * asz : 0);
+                    ablock++;
                     if (a0 < a1) {
                         int64_t i0 = ic + a0 * MR, in = (a1 * MR < mc ? a1 * MR : mc) - a0 * MR;
                         const T *asrc = ta ? a + pc * lda + i0 : a + i0 * lda + pc;
@@ -468,7 +478,6 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
                     SFX(gemm_macro)(mc, nc, kc, nsl * msl * t / nth, nsl * msl * (t + 1) / nth,
                                     alpha, beta_k, abuf, 0, 0, bbuf,
                                     c + ic * ldc + jc, ldc);
-                    if (!(last_pc && ic + mcb >= m)) MG_BARRIER(nth);
                 }
             }
         }
@@ -521,28 +530,32 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     mblocks = (m + mcb - 1) / mcb;
     int64_t ncmax = n < NC ? n : NC;
 
-    /* buffer: B panel (shared), then A blocks: one shared, or one per thread when split_m; each
+    /* buffer: B panel(s) (shared), then A blocks: shared, or one per thread when split_m; each
      * part starts 64-byte aligned (the micro-kernel loads packed B with aligned loads). */
     size_t bsz = (size_t)SFX(gemm_round_up)(SFX(gemm_round_up)(ncmax, NR) * kcb, 64 / sizeof(T));
     size_t asz = (size_t)SFX(gemm_round_up)(mcb * kcb, 64 / sizeof(T));
-    int nabuf = split_m ? nt : 1;
-    T *buf = (T *)mg_gemm_alloc((bsz + asz * (size_t)nabuf) * sizeof(T));
+    /* with threads, two copies of the shared B panel and (jr split) of the shared A block, see
+     * gemm_thread */
+    int nbbuf = nt > 1 ? 2 : 1;
+    int nabuf = split_m ? nt : nt > 1 ? 2 : 1;
+    T *buf = (T *)mg_gemm_alloc((bsz * (size_t)nbbuf + asz * (size_t)nabuf) * sizeof(T));
     if (!buf) {
         /* out of memory for the packing buffers: still compute the right answer */
         SFX(gemm_small)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    T *bbuf = buf, *abuf0 = buf + bsz;
+    T *bbuf = buf, *abuf0 = buf + bsz * (size_t)nbbuf;
 
     if (nt == 1) {
         /* no parallel region at all: even a 1-thread team costs ~1 us to set up */
         SFX(gemm_thread)(0, 1, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb,
-                         mblocks, bbuf, abuf0, asz);
+                         mblocks, bbuf, bsz, abuf0, asz);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
         SFX(gemm_thread)(omp_get_thread_num(), omp_get_num_threads(), split_m, ta, tb, m, n, k,
-                         alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb, mblocks, bbuf, abuf0, asz);
+                         alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb, mblocks, bbuf, bsz, abuf0,
+                         asz);
 #endif
     }
     mg_gemm_free(buf);
