@@ -420,15 +420,17 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
     int direct_a = MG_GEMM_SIMD && n <= 2 * NR;
     int64_t sp = direct_a ? (ta ? lda : 1) : 0, sr = ta ? 1 : lda;
     int dbl = nth > 1; /* double-buffered shared blocks */
+    int priv_b = nth > 1 && split_m && direct_a; /* each thread packs all of B for itself */
     int64_t bpanel = 0, ablock = 0;
     for (int64_t jc = 0; jc < n; jc += NC) {
         int64_t nc = n - jc < NC ? n - jc : NC;
         int64_t nsl = (nc + NR - 1) / NR;
-        /* this thread's share of B's slivers */
-        int64_t b0 = nsl * t / nth, b1 = nsl * (t + 1) / nth;
+        /* this thread's share of B's slivers; with a private B (narrow C in the ic split: at
+         * most 2 slivers, cheaper to pack twice than to wait for each other) all of them */
+        int64_t b0 = priv_b ? 0 : nsl * t / nth, b1 = priv_b ? nsl : nsl * (t + 1) / nth;
         for (int64_t pc = 0; pc < k; pc += kcb) {
             int64_t kc = k - pc < kcb ? k - pc : kcb;
-            T *bbuf = bbuf0 + (dbl ? (size_t)(bpanel & 1) * bsz : 0);
+            T *bbuf = bbuf0 + (priv_b ? (size_t)t * bsz : dbl ? (size_t)(bpanel & 1) * bsz : 0);
             bpanel++;
             /* the first k block applies the caller's beta, later ones accumulate */
             T beta_k = pc == 0 ? beta : (T)1;
@@ -440,7 +442,7 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
             if (split_m) {
                 /* B panel shared, A blocks private: wait for all of B */
                 T *abuf = abuf0 + (size_t)t * asz;
-                MG_BARRIER(nth);
+                if (!priv_b) MG_BARRIER(nth);
                 for (int64_t blk = t; blk < mblocks; blk += nth) {
                     int64_t ic = blk * mcb, mc = m - ic < mcb ? m - ic : mcb;
                     const T *asrc = ta ? a + pc * lda + ic : a + ic * lda + pc;
@@ -537,6 +539,7 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     /* with threads, two copies of the shared B panel and (jr split) of the shared A block, see
      * gemm_thread */
     int nbbuf = nt > 1 ? 2 : 1;
+    if (split_m && MG_GEMM_SIMD && n <= 2 * NR && nt > 2) nbbuf = nt; /* private B, see priv_b */
     int nabuf = split_m ? nt : nt > 1 ? 2 : 1;
     T *buf = (T *)mg_gemm_alloc((bsz * (size_t)nbbuf + asz * (size_t)nabuf) * sizeof(T));
     if (!buf) {
