@@ -89,7 +89,7 @@ except Exception:
 def median_times(fns: dict, repeats: int, nbuf: int, rounds: int = 3) -> dict:
     """Median seconds per call of each fn(i).
 
-    Implementations are timed in blocks (a few rounds of: pause, warm-up, samples), not interleaved
+    Implementations are timed in blocks (a few rounds of: pause, 60 ms warm-up, samples), not interleaved
     call by call: OpenBLAS's idle worker keeps spinning (sched_yield) for ~0.1 s after each call,
     and on a 2-core machine that spinning thread halves the speed of whatever runs next. The pause
     lets the previous library's threads go to sleep. One sample = `inner` calls over rotating
@@ -108,8 +108,14 @@ def median_times(fns: dict, repeats: int, nbuf: int, rounds: int = 3) -> dict:
     for _ in range(rounds):
         for name, fn in fns.items():
             time.sleep(0.25)
-            for i in range(nbuf):
-                fn(i)
+            # Warm up for 60 ms, not a few calls: after an idle gap this VM's scheduler first
+            # packs both OpenMP threads onto one vCPU (sched_vcpu_pack) and the first 20-100
+            # calls run at one-thread speed or worse; a training loop runs back to back.
+            t_end = time.perf_counter() + 0.06
+            i = 0
+            while i < nbuf or time.perf_counter() < t_end:
+                fn(i % nbuf)
+                i += 1
             n_in = inner[name]
             for r in range(per_round):
                 t0 = time.perf_counter()

@@ -164,17 +164,19 @@ def available() -> dict:
     return out
 
 
-def rss_mib() -> float:
+def _status_mib(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def memory_child(name: str) -> None:
-    import resource
+def rss_mib() -> float:
+    return _status_mib("VmRSS")
 
+
+def memory_child(name: str) -> None:
     step = MAKERS[name]()
     base = rss_mib()
     for i in range(10):
@@ -183,7 +185,7 @@ def memory_child(name: str) -> None:
     for i in range(10, 200):
         step(i)
     after200 = rss_mib()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mib("VmHWM")  # this process's own peak (ru_maxrss would include the parent's)
     print(f"{peak:.1f} {after10:.1f} {after200:.1f} {base:.1f}")
 
 
