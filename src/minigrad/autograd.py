@@ -205,14 +205,18 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Propagate `grad` from root to every leaf that requires grad, accumulating into ``.grad``."""
     be = backend.current()
     grads: dict[int, np.ndarray] = {root.id: grad}
+    # ids of nodes whose pending gradient is a fresh array that nothing else holds: a leaf can
+    # keep it as .grad without a copy. Pass-through gradients (add returns g to both inputs),
+    # views, and the caller's own array are copied instead.
+    owned: set[int] = set()
     for node in reversed(topological_order(root, grad_only=True)):
         g = grads.pop(node.id, None)
         if g is None:
             continue
         fn = node._ctx
         if fn is None:  # a leaf: accumulate, like PyTorch
-            if node.grad is None:  # a copy: g may be the caller's array or shared with another leaf
-                node.grad = _wrap(np.array(g, order="C"), None)
+            if node.grad is None:
+                node.grad = _wrap(g if node.id in owned else np.array(g, order="C"), None)
             else:
                 node.grad = _wrap(be.binary("add", node.grad.data, g), None)
             continue
@@ -227,6 +231,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         input_grads = fn.backward(fn, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        handed_out: set[int] = set()
         for parent, pg in zip(fn.inputs, input_grads):
             if pg is None or not parent.requires_grad:
                 continue
@@ -234,7 +239,14 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 _check_finite("backward", fn, pg)
             pg = unbroadcast(pg, parent.shape)
             previous = grads.get(parent.id)
-            grads[parent.id] = pg if previous is None else be.binary("add", previous, pg)
+            if previous is None:
+                grads[parent.id] = pg
+                fresh = pg is not g and pg.base is None and pg.flags.c_contiguous and id(pg) not in handed_out
+                (owned.add if fresh else owned.discard)(parent.id)
+            else:
+                grads[parent.id] = be.binary("add", previous, pg)
+                owned.add(parent.id)
+            handed_out.add(id(pg))
         if not retain_graph:
             fn.saved = ()
             fn.freed = True

@@ -199,3 +199,20 @@ def test_nan_propagates_like_numpy_outside_anomaly_mode(backend):
             np.testing.assert_array_equal(got.data, want)
         (x * x).sum().backward()
         np.testing.assert_array_equal(x.grad.data, 2 * values)
+
+
+def test_leaf_gradients_never_share_memory_with_each_other_or_the_caller():
+    """A leaf keeps a backward's fresh array without copying it, but a gradient passed through
+    unchanged (add hands g to both inputs), a view, or the caller's own array is copied."""
+    x = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    w = mg.Tensor(np.ones((3, 3), np.float32), requires_grad=True)
+    g = np.full(3, 2.0, np.float32)
+    (x + y + (x.reshape(1, 3) @ w).reshape(3)).backward(g)
+    arrays = [x.grad.data, y.grad.data, w.grad.data, g]
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1 :]:
+            assert not np.shares_memory(a, b)
+    y.grad.data[...] = 0  # writing one gradient changes no other
+    np.testing.assert_array_equal(x.grad.data, [8.0, 8.0, 8.0])
+    np.testing.assert_array_equal(g, [2.0, 2.0, 2.0])
