@@ -102,6 +102,11 @@ class Function:
 
     op: ClassVar[str] = "function"
     __slots__ = ("inputs", "saved", "needs_input_grad", "params", "freed")
+    inputs: tuple[Tensor, ...]
+    saved: tuple[Any, ...]
+    needs_input_grad: list[bool] | tuple[()]
+    params: dict[str, Any]
+    freed: bool
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

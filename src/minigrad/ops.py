@@ -644,8 +644,45 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     return Where.apply(_lift(a, like), _lift(b, like), cond=cond)
 
 
-for _name in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "softplus", "abs"):
-    globals()[_name] = getattr(Tensor, _name)
+# Called unbound (Tensor.exp(x), not x.exp()) so a non-Tensor argument still gets apply's TypeError.
+def exp(x: Tensor) -> Tensor:
+    """e^x elementwise."""
+    return Tensor.exp(x)
+
+
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm elementwise."""
+    return Tensor.log(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Square root elementwise."""
+    return Tensor.sqrt(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent elementwise."""
+    return Tensor.tanh(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x) elementwise."""
+    return Tensor.sigmoid(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0) elementwise."""
+    return Tensor.relu(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) elementwise."""
+    return Tensor.softplus(x)
+
+
+def abs(x: Tensor) -> Tensor:
+    """|x| elementwise."""
+    return Tensor.abs(x)
 
 
 def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -285,7 +286,7 @@ class Tensor:
     def abs(self) -> Tensor:
         return _OPS.Abs.apply(self)
 
-    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+    def clip(self, min: builtins.float | None = None, max: builtins.float | None = None) -> Tensor:
         lo = -np.inf if min is None else float(min)
         hi = np.inf if max is None else float(max)
         if math.isnan(lo) or math.isnan(hi):
@@ -371,7 +372,7 @@ autograd.bind_tensor_class(Tensor)
 _OPS: Any = None  # the minigrad.ops module; it binds itself here when imported
 
 
-_SCALARS: dict[tuple[Any, np.dtype], np.ndarray] = {}
+_SCALARS: dict[tuple[Any, float, np.dtype], np.ndarray] = {}
 
 
 def _lift(value: Any, like: Tensor) -> Tensor:

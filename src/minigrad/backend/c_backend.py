@@ -7,15 +7,17 @@ Outputs are allocated here by numpy; C only writes into them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from minigrad._kernels import ffi, lib  # raises ImportError when the extension was not built
 
 name = "c"
 
-_CTYPE = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *"}
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-_FUNCS: dict[tuple[str, np.dtype], object] = {}
+_CTYPE: dict[np.dtype, str] = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *"}
+_SUFFIX: dict[np.dtype, str] = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_FUNCS: dict[tuple[str, np.dtype], Any] = {}  # cffi functions
 
 _UNARY = {
     "neg": lib.MG_NEG, "exp": lib.MG_EXP, "log": lib.MG_LOG, "sqrt": lib.MG_SQRT,
@@ -50,7 +52,7 @@ def _kernel(base: str, dtype: np.dtype):
     return fn
 
 
-_BUFFER = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
+_BUFFER: dict[np.dtype, str] = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
 
 
 def _ptr(a: np.ndarray):
@@ -63,7 +65,7 @@ def _ptr(a: np.ndarray):
     return ffi.cast(_CTYPE[a.dtype], a.__array_interface__["data"][0])
 
 
-def _by_dtype(base: str) -> dict[np.dtype, object]:
+def _by_dtype(base: str) -> dict[np.dtype, Any]:
     return {dt: getattr(lib, f"{base}_{sfx}") for dt, sfx in _SUFFIX.items()}
 
 

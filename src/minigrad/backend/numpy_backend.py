@@ -6,7 +6,10 @@ its twin in ``c_backend``: arrays in, new arrays out (the optimizer steps update
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import numpy.typing as npt
 
 name = "numpy"
 
@@ -69,7 +72,7 @@ UNARY_OPS = tuple(_UNARY)
 BINARY_OPS = tuple(_BINARY)
 
 
-def _out(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _out(result: npt.ArrayLike, dtype: np.dtype) -> np.ndarray:
     # ascontiguousarray turns 0-d into 1-d; the reshape keeps a scalar result 0-d
     return np.ascontiguousarray(result, dtype=dtype).reshape(np.shape(result))
 
@@ -104,7 +107,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _out(np.matmul(a, b), a.dtype)
 
 
-_ACT = {
+_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda y: y,
     "relu": lambda y: np.maximum(y, y.dtype.type(0)),
     "sigmoid": _sigmoid,

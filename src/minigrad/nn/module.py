@@ -25,6 +25,10 @@ class Parameter(Tensor):
 class Module:
     """Base class: assign Parameters and Modules as attributes; they are found by name."""
 
+    _parameters: OrderedDict[str, Parameter]
+    _modules: OrderedDict[str, Module]
+    training: bool
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
