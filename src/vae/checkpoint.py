@@ -29,7 +29,7 @@ def save(path: Path | str, model_state: dict[str, np.ndarray], optimizer_state: 
     """Write the checkpoint atomically; returns its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {f"model/{k}": v for k, v in model_state.items()}
+    arrays: dict[str, Any] = {f"model/{k}": v for k, v in model_state.items()}
     optim_meta = {"defaults": optimizer_state["defaults"], "state": []}
     for i, entry in enumerate(optimizer_state["state"]):
         scalars = {}

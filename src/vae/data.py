@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "EMBEDDED_PATH",
@@ -332,7 +333,7 @@ def _check_protocol(protocol: str) -> None:
         )
 
 
-def _check_dtype(dtype: np.dtype | type) -> np.dtype:
+def _check_dtype(dtype: npt.DTypeLike) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
@@ -370,7 +371,7 @@ def prepare(
     images: np.ndarray,
     protocol: str,
     rng: np.random.Generator | None = None,
-    dtype: np.dtype | type = np.float32,
+    dtype: npt.DTypeLike = np.float32,
 ) -> np.ndarray:
     """Convert a whole image set to model inputs of shape (N, H*W) under ``protocol``.
 
@@ -394,7 +395,7 @@ def iterate_batches(
     rng: np.random.Generator | None,
     shuffle: bool = True,
     drop_last: bool = False,
-    dtype: np.dtype | type = np.float32,
+    dtype: npt.DTypeLike = np.float32,
 ) -> Iterator[np.ndarray]:
     """One epoch of (B, H*W) float batches of ``images`` under ``protocol``.
 

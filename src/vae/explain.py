@@ -128,7 +128,7 @@ def _n(v: float, width: int = 8) -> str:
     return s.rjust(width)
 
 
-def _sum_terms(weights: Sequence[float], inputs: Sequence[float]) -> str:
+def _sum_terms(weights: Sequence[float] | np.ndarray, inputs: Sequence[float] | np.ndarray) -> str:
     """'0.123*0.456 - 0.789*0.012 + ...': each weight times its input, signs folded in."""
     parts = [f"{'-' if w < 0 else '+'} {abs(w):.3f}*{v:.3f}" for w, v in zip(weights, inputs)]
     text = " ".join(parts)
@@ -169,9 +169,11 @@ def explain(model: VAE, x: np.ndarray, eps: np.ndarray, title: str = "") -> str:
         raise ValueError("explain works on the 6-4-2 diagram model")
     out: list[str] = []
     say = out.append
-    W_h, b_h = (p.data.astype(np.float64) for p in (model.encoder.hidden.weight, model.encoder.hidden.bias))
-    W_mu, b_mu = (p.data.astype(np.float64) for p in (model.encoder.mu.weight, model.encoder.mu.bias))
-    W_lv, b_lv = (p.data.astype(np.float64) for p in (model.encoder.logvar.weight, model.encoder.logvar.bias))
+    enc = model.encoder  # the diagram model's layers all have a bias
+    assert enc.hidden.bias is not None and enc.mu.bias is not None and enc.logvar.bias is not None
+    W_h, b_h = (p.data.astype(np.float64) for p in (enc.hidden.weight, enc.hidden.bias))
+    W_mu, b_mu = (p.data.astype(np.float64) for p in (enc.mu.weight, enc.mu.bias))
+    W_lv, b_lv = (p.data.astype(np.float64) for p in (enc.logvar.weight, enc.logvar.bias))
 
     # one forward pass through the real graph; the numbers printed are read off its nodes
     rep = VAE.preset("diagram", dtype=str(model.dtype))
@@ -187,6 +189,7 @@ def explain(model: VAE, x: np.ndarray, eps: np.ndarray, title: str = "") -> str:
     sigma_t = noise_t.inputs[0]
     a, mu, logvar = (t.data[0].astype(np.float64) for t in (a_t, mu_t, logvar_t))
     sigma, z = sigma_t.data[0].astype(np.float64), z_t.data[0].astype(np.float64)
+    assert mu_t.grad is not None and sigma_t.grad is not None  # retain_grads() kept them
     dz_dmu, dz_dsigma = mu_t.grad.data[0], sigma_t.grad.data[0]
 
     if title:

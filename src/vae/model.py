@@ -23,7 +23,7 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 """logvar is clamped to [-30, 20] so exp(logvar) stays within float32 (e^20 ~ 4.9e8, and sigma =
 e^10 ~ 2.2e4) and exp(-30) stays well above zero. Inside the range the clamp is the identity."""
 
-PRESETS: dict[str, dict[str, int]] = {
+PRESETS: dict[str, dict[str, Any]] = {
     "mnist": dict(input_dim=784, hidden_dim=400, latent_dim=20),
     # the network of the learner's diagram: x_1..x_6 -> a_1..a_4 -> (mu_1, mu_2, sigma_1, sigma_2)
     "diagram": dict(input_dim=6, hidden_dim=4, latent_dim=2),
