@@ -646,11 +646,8 @@ def _key_str(key: tuple[Any, ...]) -> str:
 
 
 def _as_float(x: Any) -> float | None:
-    if x is None:
-        return None
-    if isinstance(x, str):
-        return float(x)  # "nan", "inf", "-inf"
-    return float(x)
+    """A JSON stat as a float: numbers, or the strings "nan" / "inf" / "-inf"; null stays None."""
+    return None if x is None else float(x)
 
 
 def _change(label: str, a: Any, b: Any) -> str | None:

@@ -21,7 +21,7 @@ from minigrad.gradcheck import numerical_gradient
 
 from .data import load_embedded
 from .loss import negative_elbo
-from .model import VAE
+from .model import VAE, positive_int
 
 STEP, ATOL, RTOL = 1e-6, 1e-6, 1e-4
 REL_FLOOR = 1e-6  # max rel err is taken over elements with |numeric| >= this
@@ -43,8 +43,7 @@ def gradcheck_vae(batch: int = 4, hidden: int = 5, latent: int = 3, input_dim: i
                   step: float = STEP, atol: float = ATOL, rtol: float = RTOL) -> list[dict[str, Any]]:  # fmt: skip
     """One row per parameter: name, shape, max_abs, max_rel, ok."""
     for name, value in (("--batch", batch), ("--hidden", hidden), ("--latent", latent), ("--input", input_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     model = VAE(input_dim, hidden, latent, seed=seed, dtype="float64")
     x = mg.Tensor(small_batch(batch, input_dim), name="x")
     eps = mg.Tensor(np.random.default_rng([seed, 7]).standard_normal((batch, latent)), name="eps")

@@ -49,7 +49,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dump-graph", metavar="STEPS",
                    help="write the graph of these steps' loss after backward, e.g. '1,100,last' "
                    "(text, JSON and DOT; SVG too when Graphviz is installed)")
-    p.add_argument("--threads", type=int, help="threads for the C kernels (default: all cores)")
+    _threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no live progress line")
     p.set_defaults(run=_run_train)
 
@@ -62,7 +62,6 @@ def _set_threads(n: int | None) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    _set_threads(args.threads)
     if args.resume is not None:
         epochs = args.epochs or 0  # 0: keep the checkpoint's own epoch budget
     else:
@@ -102,7 +101,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from . import evaluate
 
-    _set_threads(args.threads)
     report = evaluate.run(args.checkpoint, data_spec=args.data, protocol=args.protocol, k=args.k,
                           batch_size=args.batch_size, limit=args.limit, seed=args.seed,
                           progress=not args.quiet)  # fmt: skip
@@ -128,7 +126,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 def _run_sample(args: argparse.Namespace) -> int:
     from . import evaluate, images
 
-    _set_threads(args.threads)
     _check_scale(args.scale)
     model, _, _ = evaluate.load_model(args.checkpoint)
     pixels = images.grid(images.samples(model, args.n, args.seed), scale=args.scale)
@@ -157,7 +154,6 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
 def _run_reconstruct(args: argparse.Namespace) -> int:
     from . import evaluate, images
 
-    _set_threads(args.threads)
     _check_scale(args.scale)
     if args.n < 1:
         raise ValueError(f"-n must be a positive integer, got {args.n}")
@@ -202,7 +198,6 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
 def _run_explain(args: argparse.Namespace) -> int:
     from . import explain
 
-    _set_threads(args.threads)
     sys.stdout.write(explain.run(args.checkpoint, steps=args.steps, seed=args.seed, index=args.index,
                                  save=args.save, beta=args.beta))  # fmt: skip
     return 0
@@ -228,7 +223,6 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
 def _run_gradcheck(args: argparse.Namespace) -> int:
     from . import checks
 
-    _set_threads(args.threads)
     rows = checks.gradcheck_vae(args.batch, args.hidden, args.latent, args.input, seed=args.seed)
     print(f"gradient check: negative ELBO of a float64 VAE {args.input}-{args.hidden}-{args.latent} on "
           f"{args.batch} examples, fixed eps")  # fmt: skip
@@ -283,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _set_threads(getattr(args, "threads", None))  # every compute command takes --threads
         return args.run(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

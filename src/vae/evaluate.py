@@ -18,7 +18,6 @@ with each other but not with published binarized-MNIST results. The protocol is 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,8 @@ import minigrad as mg
 
 from . import checkpoint, data
 from .loss import importance_sampled_nll
-from .model import VAE
+from .model import VAE, positive_int
+from .progress import Progress
 from .train import Config, build_model, evaluate_elbo, load_dataset
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -102,54 +102,24 @@ def active_units(model: VAE, x: np.ndarray, threshold: float = ACTIVE_UNIT_THRES
     return int((variances > threshold).sum()), variances
 
 
-class Progress:
-    """Progress of a long loop on stderr: a live line on a terminal, else a line every ~15 s."""
-
-    def __init__(self, enabled: bool = True, stream: Any = None, every: float = 15.0):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.every = every
-        self.start = time.perf_counter()
-        self.last = self.start
-
-    def update(self, done: int, total: int, what: str) -> None:
-        if not self.enabled or done <= 0:
-            return
-        now = time.perf_counter()
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done)
-        text = f"{what}: {done}/{total} examples, {elapsed:.0f}s elapsed, ETA {eta:.0f}s"
-        if self.tty:
-            self.stream.write("\r" + text.ljust(79))
-            self.stream.flush()
-        elif now - self.last >= self.every and done < total:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self.last = now
-
-    def clear(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + " " * 79 + "\r")
-            self.stream.flush()
-
-
 def importance_nll(model: VAE, x: np.ndarray, k: int, batch_size: int, seed: int = 0,
                    progress: Progress | None = None) -> np.ndarray:  # fmt: skip
     """Per-example -log p(x) with k importance samples, computed `batch_size` examples at a time
     (memory ~ min(k, 250) * batch_size * input_dim floats). Seeded: the same call repeats exactly."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"-k must be a positive integer, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    positive_int("-k", k)
+    positive_int("--batch-size", batch_size)
     saved_noise = model.noise
     model.noise = np.random.default_rng([seed, 4])
+    started = time.perf_counter()
     try:
         out = []
         for start in range(0, len(x), batch_size):
             out.append(importance_sampled_nll(model, x[start : start + batch_size], k=k, chunk=min(k, 250)))
             if progress is not None:
-                progress.update(min(start + batch_size, len(x)), len(x), f"importance sampling (k={k})")
+                done = min(start + batch_size, len(x))
+                elapsed = time.perf_counter() - started
+                progress.show(f"importance sampling (k={k}): {done}/{len(x)} examples, "
+                              f"{elapsed:.0f}s elapsed, ETA {elapsed / done * (len(x) - done):.0f}s")  # fmt: skip
     finally:
         model.noise = saved_noise
         if progress is not None:
@@ -162,7 +132,8 @@ def evaluate(model: VAE, x: np.ndarray, k: int = 1000, batch_size: int = 100, se
     """Negative ELBO, its two terms, the k-sample NLL and the active units over x (nats/example)."""
     if len(x) == 0:
         raise ValueError("no examples to evaluate")
-    elbo = evaluate_elbo(model, x, batch_size=max(batch_size, 1))
+    positive_int("--batch-size", batch_size)
+    elbo = evaluate_elbo(model, x, batch_size=batch_size)
     nll = importance_nll(model, x, k, batch_size, seed=seed, progress=progress)
     count, variances = active_units(model, x)
     if not (np.isfinite(elbo["loss"]) and np.isfinite(nll).all()):
@@ -208,7 +179,7 @@ def run(checkpoint_path: Path | str, data_spec: str | None = None, protocol: str
     """Everything `python -m vae eval` does, returned as a JSON-able dict."""
     model, config, meta = load_model(checkpoint_path)
     x, _, described, protocol = test_inputs(config, data_spec, protocol, limit, model.input_dim)
-    report = evaluate(model, x, k=k, batch_size=batch_size, seed=seed, progress=Progress(progress))
+    report = evaluate(model, x, k=k, batch_size=batch_size, seed=seed, progress=Progress(progress, every=15.0))
     report.update(checkpoint=str(checkpoint_path), model=describe_model(model), epoch=meta.get("epoch"),
                   data=described, protocol=protocol)  # fmt: skip
     return report

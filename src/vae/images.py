@@ -17,7 +17,7 @@ import numpy as np
 
 import minigrad as mg
 
-from .model import VAE
+from .model import VAE, positive_int
 
 PAD_VALUE = 0.35  # gray lines between the tiles
 
@@ -91,11 +91,6 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: in
     return np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)
 
 
-def _positive(name: str, n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-
-
 def decode_probabilities(model: VAE, z: np.ndarray) -> np.ndarray:
     """sigmoid(decoder(z)): pixel probabilities, (N, input_dim) float64."""
     with mg.no_grad():
@@ -104,7 +99,7 @@ def decode_probabilities(model: VAE, z: np.ndarray) -> np.ndarray:
 
 def samples(model: VAE, n: int = 64, seed: int = 0) -> np.ndarray:
     """n images decoded from z ~ N(0, I) (the prior), (n, H, W) in [0, 1]."""
-    _positive("-n", n)
+    positive_int("-n", n)
     h, w = image_shape(model)
     z = np.random.default_rng(seed).standard_normal((n, model.latent_dim))
     return decode_probabilities(model, z).reshape(n, h, w)

@@ -30,7 +30,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _positive(name: str, value: Any) -> int:
+def positive_int(name: str, value: Any) -> int:
+    """value as an int, or ValueError naming `name` unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -79,9 +80,9 @@ class VAE(nn.Module):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        self.input_dim = _positive("input_dim", input_dim)
-        self.hidden_dim = _positive("hidden_dim", hidden_dim)
-        self.latent_dim = _positive("latent_dim", latent_dim)
+        self.input_dim = positive_int("input_dim", input_dim)
+        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
         self.sampler = sampler
         dt = np.dtype(dtype or mg.get_default_dtype())
         init_rng = np.random.default_rng(seed)

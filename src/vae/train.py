@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,8 @@ import minigrad as mg
 
 from . import checkpoint, data
 from .loss import negative_elbo
-from .model import SAMPLERS, VAE
+from .model import SAMPLERS, VAE, positive_int
+from .progress import Progress
 
 REPARAMETERIZATION_NODES = ["mu", "logvar", "half_logvar", "sigma", "eps", "sigma*eps", "z"]
 
@@ -37,9 +37,7 @@ class Config:
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "hidden_dim", "latent_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+            positive_int(name.replace("_", " "), getattr(self, name))
         if not (self.lr > 0 and np.isfinite(self.lr)):
             raise ValueError(f"learning rate must be a positive number, got {self.lr!r}")
         if self.protocol not in data.PROTOCOLS:
@@ -97,23 +95,6 @@ def _format_seconds(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-class _Progress:
-    """A live line on a terminal (stderr); silent when stderr is not a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-
-    def update(self, text: str) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + text[:120].ljust(120))
-            sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 120 + "\r")
-            sys.stderr.flush()
-
-
 def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
           dump_graph: str | None = None, log: Callable[[str], None] = print,
           progress: bool = True) -> dict[str, Any]:  # fmt: skip
@@ -168,7 +149,7 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
         f"backend {mg.backend_info()['name']} with {mg.backend_info()['num_threads']} threads")  # fmt: skip
     if start_epoch > config.epochs:
         log(f"checkpoint is already at epoch {start_epoch - 1} of {config.epochs}; nothing to do")
-    bar = _Progress(progress)
+    bar = Progress(progress)  # silent when stderr is not a terminal: the epoch lines suffice
     run_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -195,7 +176,7 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
             elapsed = time.perf_counter() - epoch_start
             rate = i / elapsed
             remaining = (batches_per_epoch - i + (config.epochs - epoch) * batches_per_epoch) / rate
-            bar.update(f"epoch {epoch}/{config.epochs} [{i}/{batches_per_epoch}] loss {sums[0] / seen:.2f} "
+            bar.show(f"epoch {epoch}/{config.epochs} [{i}/{batches_per_epoch}] loss {sums[0] / seen:.2f} "
                        f"{rate:.1f} steps/s ETA {_format_seconds(remaining)}")  # fmt: skip
         bar.clear()
         seconds = time.perf_counter() - epoch_start

@@ -65,13 +65,10 @@ def _ptr(a: np.ndarray):
     return ffi.cast(_CTYPE[a.dtype], a.__array_interface__["data"][0])
 
 
-def _by_dtype(base: str) -> dict[np.dtype, Any]:
-    return {dt: getattr(lib, f"{base}_{sfx}") for dt, sfx in _SUFFIX.items()}
-
-
-_UNARY_FLAT = _by_dtype("mg_unary_flat")
+# the per-call fast paths look their kernel up by dtype alone (no tuple key)
+_UNARY_FLAT = {dt: _kernel("mg_unary_flat", dt) for dt in _SUFFIX}
+_BINARY_FLAT = {dt: _kernel("mg_binary_flat", dt) for dt in _SUFFIX}
 _from_buffer = ffi.from_buffer
-_BINARY_FLAT = _by_dtype("mg_binary_flat")
 
 
 def _usable(a: np.ndarray) -> np.ndarray:
@@ -133,10 +130,8 @@ _ONE = ffi.new("int64_t[]", [1])  # a unit stride, shared by all calls (C only r
 def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
     out = np.empty(x.shape, dtype=x.dtype)
     if x.flags.c_contiguous:  # the common case: one flat loop, no shape arrays
-        try:
-            buf, kernel = _BUFFER[x.dtype], _UNARY_FLAT[x.dtype]
-        except KeyError:
-            raise TypeError(f"the C kernels take float32 or float64 arrays, got {x.dtype}") from None
+        kernel = _UNARY_FLAT.get(x.dtype) or _kernel("mg_unary_flat", x.dtype)  # raises for non-floats
+        buf = _BUFFER[x.dtype]
         kernel(_UNARY[op], x.size, _from_buffer(buf, x), _from_buffer(buf, out), p, q)
         return out
     x = _usable(x)
@@ -161,10 +156,8 @@ def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0
         else:
             shape = None
         if shape is not None:
-            try:
-                buf, kernel = _BUFFER[a.dtype], _BINARY_FLAT[a.dtype]
-            except KeyError:
-                raise TypeError(f"the C kernels take float32 or float64 arrays, got {a.dtype}") from None
+            kernel = _BINARY_FLAT.get(a.dtype) or _kernel("mg_binary_flat", a.dtype)  # raises for non-floats
+            buf = _BUFFER[a.dtype]
             out = np.empty(shape, dtype=a.dtype)
             kernel(_BINARY[op], out.size, _from_buffer(buf, a), as_, _from_buffer(buf, b), bs,
                    _from_buffer(buf, out), p, q)  # fmt: skip
