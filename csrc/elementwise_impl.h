@@ -149,14 +149,14 @@ void SFX(mg_binary)(int op, int ndim, const int64_t *shape, const T *a, const in
     });
 }
 
-void SFX(mg_unary_flat)(int op, int64_t n, const T *x, T *out, double p, double q) {
+void SFX(mg_unary_flat)(int op, int64_t n, const void *x, void *out, double p, double q) {
     int64_t one = 1;
-    SFX(mg_unary)(op, 1, &n, x, &one, out, p, q);
+    SFX(mg_unary)(op, 1, &n, (const T *)x, &one, (T *)out, p, q);
 }
 
-void SFX(mg_binary_flat)(int op, int64_t n, const T *a, int64_t as, const T *b, int64_t bs,
-                         T *out, double p, double q) {
-    SFX(mg_binary)(op, 1, &n, a, &as, b, &bs, out, p, q);
+void SFX(mg_binary_flat)(int op, int64_t n, const void *a, int64_t as, const void *b, int64_t bs,
+                         void *out, double p, double q) {
+    SFX(mg_binary)(op, 1, &n, (const T *)a, &as, (const T *)b, &bs, (T *)out, p, q);
 }
 
 void SFX(mg_where)(int ndim, const int64_t *shape, const uint8_t *cond, const int64_t *cs,

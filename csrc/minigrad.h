@@ -62,13 +62,15 @@ void mg_binary_f32(int op, int ndim, const int64_t *shape, const float *a, const
 void mg_binary_f64(int op, int ndim, const int64_t *shape, const double *a, const int64_t *as,
                    const double *b, const int64_t *bs, double *out, double p, double q);
 /* The same ops over n contiguous elements: the per-call fast path (no shape/stride arrays).
- * as / bs are 1 (contiguous) or 0 (a single broadcast value). */
-void mg_unary_flat_f32(int op, int64_t n, const float *x, float *out, double p, double q);
-void mg_unary_flat_f64(int op, int64_t n, const double *x, double *out, double p, double q);
-void mg_binary_flat_f32(int op, int64_t n, const float *a, int64_t as, const float *b, int64_t bs,
-                        float *out, double p, double q);
-void mg_binary_flat_f64(int op, int64_t n, const double *a, int64_t as, const double *b,
-                        int64_t bs, double *out, double p, double q);
+ * as / bs are 1 (contiguous) or 0 (a single broadcast value). The pointers are untyped so
+ * Python can pass ffi.from_buffer(array) without a type string (cheaper per call); the caller
+ * has checked that every array holds the suffix's type. */
+void mg_unary_flat_f32(int op, int64_t n, const void *x, void *out, double p, double q);
+void mg_unary_flat_f64(int op, int64_t n, const void *x, void *out, double p, double q);
+void mg_binary_flat_f32(int op, int64_t n, const void *a, int64_t as, const void *b, int64_t bs,
+                        void *out, double p, double q);
+void mg_binary_flat_f64(int op, int64_t n, const void *a, int64_t as, const void *b, int64_t bs,
+                        void *out, double p, double q);
 /* out = cond ? a : b, cond read as bytes (numpy bool) */
 void mg_where_f32(int ndim, const int64_t *shape, const uint8_t *cond, const int64_t *cs,
                   const float *a, const int64_t *as, const float *b, const int64_t *bs,

@@ -29,6 +29,7 @@ REGISTRY: dict[str, type[Function]] = {}
 """Every op by name. The test suite requires a forward and a gradcheck case for each entry."""
 
 _node_ids = itertools.count(1)
+_new_object = object.__new__
 
 
 class _Flags:
@@ -128,9 +129,9 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run forward on the inputs' arrays and, when gradients are on, record the node."""
         # the hot path of every op: kept to plain loops and attribute stores
-        first = inputs[0].data.dtype if isinstance(inputs[0], _TENSOR) else None
         arrays = []
         needs = []
+        first = None
         for t in inputs:
             if not isinstance(t, _TENSOR):
                 raise TypeError(
@@ -138,19 +139,21 @@ class Function:
                     "minigrad.Tensor(...)"
                 )
             data = t.data
-            if data.dtype is not first and data.dtype != first:
+            if first is None:
+                first = data.dtype
+            elif data.dtype is not first and data.dtype != first:
                 raise TypeError(
                     f"{cls.op}: mixed dtypes {first} and {data.dtype}; minigrad does not "
                     "promote, convert one operand with .float() or .double()"
                 )
             arrays.append(data)
             needs.append(t.requires_grad)
-        ctx = cls.__new__(cls)
+        ctx = _new_object(cls)
         ctx.inputs = inputs
         ctx.saved = ()
         ctx.params = params
         ctx.freed = False
-        record = FLAGS.grad_enabled and True in needs
+        record = True in needs and FLAGS.grad_enabled
         ctx.needs_input_grad = needs if record else ()
         out = cls.forward(ctx, *arrays, **params)
         if FLAGS.anomaly:

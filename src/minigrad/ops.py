@@ -23,7 +23,7 @@ be = backend.current  # the active backend module, looked up per call
 def _broadcast_check(op: str, a: np.ndarray, b: np.ndarray) -> None:
     """Raise a ValueError naming both shapes unless they broadcast (numpy's rule)."""
     sa, sb = a.shape, b.shape
-    if sa == sb or not sa or not sb:
+    if not sa or not sb:
         return
     for x, y in zip(reversed(sa), reversed(sb)):
         if x != y and x != 1 and y != 1:
@@ -38,7 +38,8 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("add", a, b)
+        if a.shape != b.shape:
+            _broadcast_check("add", a, b)
         return be().binary("add", a, b)
 
     @staticmethod
@@ -53,7 +54,8 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("sub", a, b)
+        if a.shape != b.shape:
+            _broadcast_check("sub", a, b)
         return be().binary("sub", a, b)
 
     @staticmethod
@@ -68,7 +70,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("mul", a, b)
+        if a.shape != b.shape:
+            _broadcast_check("mul", a, b)
         ctx.save_for_backward(a, b)
         return be().binary("mul", a, b)
 
@@ -87,7 +90,8 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("div", a, b)
+        if a.shape != b.shape:
+            _broadcast_check("div", a, b)
         out = be().binary("div", a, b)
         ctx.save_for_backward(b, out)
         return out
@@ -292,7 +296,8 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, a, b, cond):
-        _broadcast_check("where", a, b)
+        if a.shape != b.shape:
+            _broadcast_check("where", a, b)
         try:
             np.broadcast_shapes(cond.shape, a.shape, b.shape)
         except ValueError:

@@ -12,6 +12,7 @@ import numpy as np
 from . import autograd
 from .autograd import Function, next_id
 
+_new_object = object.__new__
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 FLOAT_DTYPES = (float32, float64)
@@ -94,10 +95,10 @@ class Tensor:
         self.id = autograd.next_id()
         self._retains_grad = False
 
-    @classmethod
-    def _from_op(cls, data: np.ndarray, ctx: Function | None) -> Tensor:
+    @staticmethod
+    def _from_op(data: np.ndarray, ctx: Function | None) -> Tensor:
         """Wrap an op's output without re-validating it (the hot path)."""
-        t = cls.__new__(cls)
+        t = _new_object(Tensor)
         t.data = data
         t.grad = None
         t.requires_grad = ctx is not None

@@ -66,9 +66,10 @@ def _ptr(a: np.ndarray):
 
 
 # the per-call fast paths look their kernel up by dtype alone (no tuple key)
-_UNARY_FLAT = {dt: _kernel("mg_unary_flat", dt) for dt in _SUFFIX}
-_BINARY_FLAT = {dt: _kernel("mg_binary_flat", dt) for dt in _SUFFIX}
+# the flat kernels take untyped pointers: _FLAT holds them only for float32 and float64
+_FLAT = {dt: (_kernel("mg_unary_flat", dt), _kernel("mg_binary_flat", dt)) for dt in _SUFFIX}
 _from_buffer = ffi.from_buffer
+_empty = np.empty
 
 
 def _usable(a: np.ndarray) -> np.ndarray:
@@ -128,40 +129,50 @@ _ONE = ffi.new("int64_t[]", [1])  # a unit stride, shared by all calls (C only r
 
 
 def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
-    out = np.empty(x.shape, dtype=x.dtype)
-    if x.flags.c_contiguous:  # the common case: one flat loop, no shape arrays
-        kernel = _UNARY_FLAT.get(x.dtype) or _kernel("mg_unary_flat", x.dtype)  # raises for non-floats
-        buf = _BUFFER[x.dtype]
-        kernel(_UNARY[op], x.size, _from_buffer(buf, x), _from_buffer(buf, out), p, q)
-        return out
+    out = _empty(x.shape, x.dtype)
+    flat = _FLAT.get(x.dtype)
+    if flat is not None:  # the common case: one flat loop, no shape arrays
+        try:
+            px = _from_buffer(x)  # ValueError unless x is C-contiguous
+        except ValueError:
+            pass
+        else:
+            flat[0](_UNARY[op], x.size, px, _from_buffer(out), p, q)
+            return out
+    kernel = _kernel("mg_unary", x.dtype)  # raises for anything but float32/float64
     x = _usable(x)
     if x.size == 0:
         return out
     shape, (xs,) = _coalesce(x.shape, [[s // x.itemsize for s in x.strides]])
-    _kernel("mg_unary", x.dtype)(
+    kernel(
         _UNARY[op], len(shape), _i64(shape), _ptr(x), _i64(xs), _ptr(out), p, q
     )
     return out
 
 
 def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
-    if a.dtype != b.dtype:
-        raise TypeError(f"{op}: operands must share a dtype, got {a.dtype} and {b.dtype}")
-    if a.flags.c_contiguous and b.flags.c_contiguous:
+    dtype = a.dtype
+    flat = _FLAT.get(dtype)
+    if flat is not None and b.dtype is dtype:
         # same shape, or one side a single value: one flat loop, no shape/stride arrays
-        if a.shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
-            shape, as_, bs = a.shape, 1, (1 if b.size != 1 or a.size == 1 else 0)
+        shape = a.shape
+        if shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
+            as_, bs = 1, (1 if b.size != 1 or a.size == 1 else 0)
         elif a.size == 1 and a.ndim <= b.ndim:
             shape, as_, bs = b.shape, 0, 1
         else:
             shape = None
         if shape is not None:
-            kernel = _BINARY_FLAT.get(a.dtype) or _kernel("mg_binary_flat", a.dtype)  # raises for non-floats
-            buf = _BUFFER[a.dtype]
-            out = np.empty(shape, dtype=a.dtype)
-            kernel(_BINARY[op], out.size, _from_buffer(buf, a), as_, _from_buffer(buf, b), bs,
-                   _from_buffer(buf, out), p, q)  # fmt: skip
-            return out
+            try:  # from_buffer raises ValueError unless the array is C-contiguous
+                pa, pb = _from_buffer(a), _from_buffer(b)
+            except ValueError:
+                pass
+            else:
+                out = _empty(shape, dtype)
+                flat[1](_BINARY[op], out.size, pa, as_, pb, bs, _from_buffer(out), p, q)
+                return out
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: operands must share a dtype, got {a.dtype} and {b.dtype}")
     a, b = _usable(a), _usable(b)
     shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
     _check_size(shape)
