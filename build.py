@@ -52,6 +52,9 @@ def _accepts(cc: str, flags: list[str], source: str = "int main(void){return 0;}
 def compile_flags() -> tuple[list[str], list[str], bool]:
     cc = _compiler()
     cflags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math"]
+    # ISO C mode turns off a*b+c -> fma contraction; the polynomial kernels want it back
+    if _accepts(cc, ["-ffp-contract=fast"]):
+        cflags.append("-ffp-contract=fast")
     if os.environ.get("MINIGRAD_PORTABLE", "") not in ("", "0"):
         pass
     elif _accepts(cc, ["-march=native"]):

@@ -15,13 +15,14 @@ static inline float mg_expf(float x) {
     float n = floorf(xc * 1.44269504088896341f + 0.5f);
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    /* e^r = 1 + r + r^2 (c0 + c1 r + ... + c5 r^5), the polynomial in Estrin's pairs so its
+     * three halves run in parallel (a Horner chain is latency-bound here) */
+    float r2 = r * r, r4 = r2 * r2;
+    float p01 = 5.0000001201e-1f + 1.6666665459e-1f * r;
+    float p23 = 4.1665795894e-2f + 8.3334519073e-3f * r;
+    float p45 = 1.3981999507e-3f + 1.9875691500e-4f * r;
+    float p = p01 + p23 * r2 + p45 * r4;
+    p = p * r2 + r + 1.0f;
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -33,15 +34,13 @@ static inline float mg_expf(float x) {
 
 /* log(1 + e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3] (odd series in s) */
 static inline float mg_log1p_unit(float e) {
-    float s = e / (2.0f + e), s2 = s * s;
-    float p = 1.0f / 15.0f;
-    p = p * s2 + 1.0f / 13.0f;
-    p = p * s2 + 1.0f / 11.0f;
-    p = p * s2 + 1.0f / 9.0f;
-    p = p * s2 + 1.0f / 7.0f;
-    p = p * s2 + 1.0f / 5.0f;
-    p = p * s2 + 1.0f / 3.0f;
-    p = p * s2 + 1.0f;
+    float s = e / (2.0f + e), s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
+    /* 1 + s2/3 + s4/5 + ... + s14/15, Estrin's pairs as in mg_expf; the next term, s16/17 <= 1e-9, is below float precision */
+    float p01 = 1.0f + s2 * (1.0f / 3.0f);
+    float p23 = 1.0f / 5.0f + s2 * (1.0f / 7.0f);
+    float p45 = 1.0f / 9.0f + s2 * (1.0f / 11.0f);
+    float p67 = 1.0f / 13.0f + s2 * (1.0f / 15.0f);
+    float p = (p01 + p23 * s4) + (p45 + p67 * s4) * s8;
     return 2.0f * s * p;
 }
 

@@ -38,16 +38,25 @@ void SFX(mg_bias_act)(int act, int64_t m, int64_t n, T *y, const T *bias) {
 
 void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y, T *dpre,
                           T *dbias) {
-    MG_FOR(i, m, m * n >= MG_PARALLEL_MIN, {
-        const T *restrict gr = g + i * n, *restrict yr = y + i * n;
-        T *restrict dr = dpre + i * n;
-        if (act == MG_ACT_RELU) {
-            for (int64_t j = 0; j < n; j++) dr[j] = yr[j] > 0 ? gr[j] : (T)0;
-        } else {
-            for (int64_t j = 0; j < n; j++) dr[j] = gr[j] * SFX(act_grad)(act, yr[j]);
-        }
-    });
+    /* act none: dpre would be g itself, so nothing is written (dpre may be NULL) */
+    if (act != MG_ACT_NONE) {
+        MG_FOR(i, m, m * n >= MG_PARALLEL_MIN, {
+            const T *restrict gr = g + i * n, *restrict yr = y + i * n;
+            T *restrict dr = dpre + i * n;
+            switch (act) { /* one loop per activation, so each vectorizes */
+            case MG_ACT_RELU:
+                for (int64_t j = 0; j < n; j++) dr[j] = yr[j] > 0 ? gr[j] : (T)0;
+                break;
+            case MG_ACT_SIGMOID:
+                for (int64_t j = 0; j < n; j++) dr[j] = gr[j] * (yr[j] * ((T)1 - yr[j]));
+                break;
+            default:
+                for (int64_t j = 0; j < n; j++) dr[j] = gr[j] * SFX(act_grad)(act, yr[j]);
+            }
+        });
+    }
     if (!dbias) return;
+    const T *src = act == MG_ACT_NONE ? g : dpre;
     /* column sums in blocks of 256 columns; each thread owns its columns */
     int64_t nblk = (n + 255) / 256;
     MG_FOR(b, nblk, m * n >= MG_PARALLEL_MIN, {
@@ -55,7 +64,7 @@ void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y,
         double acc[256];
         for (int64_t j = 0; j < jn; j++) acc[j] = 0;
         for (int64_t i = 0; i < m; i++) {
-            const T *restrict dr = dpre + i * n + j0;
+            const T *restrict dr = src + i * n + j0;
             for (int64_t j = 0; j < jn; j++) acc[j] += dr[j];
         }
         for (int64_t j = 0; j < jn; j++) dbias[j0 + j] = (T)acc[j];

@@ -93,7 +93,8 @@ enum mg_activation { MG_ACT_NONE, MG_ACT_RELU, MG_ACT_SIGMOID, MG_ACT_TANH };
 /* y[i, j] = act(y[i, j] + bias[j]) in place; y is m x n */
 void mg_bias_act_f32(int act, int64_t m, int64_t n, float *y, const float *bias);
 void mg_bias_act_f64(int act, int64_t m, int64_t n, double *y, const double *bias);
-/* dpre = g * act'(y) (y is the activation output); dbias[j] = sum_i dpre[i, j] (dbias may be NULL) */
+/* dpre = g * act'(y) (y is the activation output); dbias[j] = sum_i dpre[i, j] (dbias may be NULL).
+ * With act none, dpre is g itself: nothing is written to dpre, which may be NULL. */
 void mg_bias_act_bwd_f32(int act, int64_t m, int64_t n, const float *g, const float *y,
                          float *dpre, float *dbias);
 void mg_bias_act_bwd_f64(int act, int64_t m, int64_t n, const double *g, const double *y,

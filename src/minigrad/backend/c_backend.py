@@ -286,9 +286,12 @@ def bias_act_backward(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     g = np.ascontiguousarray(g)
     m, n = g.shape
-    if act == "none" and not need_bias:
-        return g, None
-    dpre = np.empty_like(g)
+    if act == "none":  # dpre is g itself; C only sums its columns
+        if not need_bias:
+            return g, None
+        dpre = g
+    else:
+        dpre = np.empty_like(g)
     dbias = np.empty(n, dtype=g.dtype) if need_bias else None
     _kernel("mg_bias_act_bwd", g.dtype)(
         _ACT[act], m, n, _ptr(g), _ptr(np.ascontiguousarray(y)), _ptr(dpre),
