@@ -155,7 +155,7 @@ def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0
     flat = _FLAT.get(dtype)
     if flat is not None and b.dtype is dtype:
         # same shape, or one side a single value: one flat loop, no shape/stride arrays
-        shape = a.shape
+        shape: tuple[int, ...] | None = a.shape
         if shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
             as_, bs = 1, (1 if b.size != 1 or a.size == 1 else 0)
         elif a.size == 1 and a.ndim <= b.ndim:
