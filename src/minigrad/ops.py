@@ -23,7 +23,7 @@ be = backend.current  # the active backend module, looked up per call
 def _broadcast_check(op: str, a: np.ndarray, b: np.ndarray) -> None:
     """Raise a ValueError naming both shapes unless they broadcast (numpy's rule)."""
     sa, sb = a.shape, b.shape
-    if not sa or not sb:
+    if sa == sb or not sa or not sb:
         return
     for x, y in zip(reversed(sa), reversed(sb)):
         if x != y and x != 1 and y != 1:
@@ -38,8 +38,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("add", a, b)
+        _broadcast_check("add", a, b)
         return be().binary("add", a, b)
 
     @staticmethod
@@ -54,8 +53,7 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("sub", a, b)
+        _broadcast_check("sub", a, b)
         return be().binary("sub", a, b)
 
     @staticmethod
@@ -70,8 +68,7 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("mul", a, b)
+        _broadcast_check("mul", a, b)
         ctx.save_for_backward(a, b)
         return be().binary("mul", a, b)
 
@@ -90,8 +87,7 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if a.shape != b.shape:
-            _broadcast_check("div", a, b)
+        _broadcast_check("div", a, b)
         out = be().binary("div", a, b)
         ctx.save_for_backward(b, out)
         return out
@@ -296,8 +292,7 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, a, b, cond):
-        if a.shape != b.shape:
-            _broadcast_check("where", a, b)
+        _broadcast_check("where", a, b)
         try:
             np.broadcast_shapes(cond.shape, a.shape, b.shape)
         except ValueError:

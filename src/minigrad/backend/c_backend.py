@@ -65,8 +65,8 @@ def _ptr(a: np.ndarray):
     return ffi.cast(_CTYPE[a.dtype], a.__array_interface__["data"][0])
 
 
-# the per-call fast paths look their kernel up by dtype alone (no tuple key)
-# the flat kernels take untyped pointers: _FLAT holds them only for float32 and float64
+# the per-call fast paths look their (unary, binary) flat kernels up by dtype alone; the kernels
+# take untyped pointers, so _FLAT holding a dtype is what admits an array to them
 _FLAT = {dt: (_kernel("mg_unary_flat", dt), _kernel("mg_binary_flat", dt)) for dt in _SUFFIX}
 _from_buffer = ffi.from_buffer
 _empty = np.empty
