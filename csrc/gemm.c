@@ -67,6 +67,11 @@ static void mg_gemm_free(void *p) {
 }
 
 #if MG_GEMM_SIMD
+/* Keep loaded B vectors in registers: without this GCC folds each B load into every FMA that uses
+ * it (memory-operand FMAs), which triples the loads per k step of a 3-vector-wide tile and makes
+ * the loop load bound. An empty asm that "modifies" the values forces them into registers. */
+#define MG_IN_REGS(x, y, z) __asm__("" : "+x"(x), "+x"(y), "+x"(z))
+
 /* Packing helpers with in-register transposes: the transposed-B and plain-A packings gather one
  * element from each of NR (MR) rows per k step; done with scalar loads that was ~11% of the time
  * on (128x784)@(784x400)^T. Loading 8 consecutive k from each row and transposing 8x8 in

@@ -74,9 +74,8 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
                 for (int c = 0; c < NR; c++) d[s * kc * NR + c] = src[s * NR + c];
             if (rem) {
                 T *restrict de = d + nfull * kc * NR;
-                int c = 0;
-                for (; c < rem; c++) de[c] = src[nfull * NR + c];
-                for (; c < NR; c++) de[c] = 0;
+                for (int c = 0; c < NR; c++) de[c] = 0; /* whole row: see the B^T edge below */
+                for (int c = 0; c < rem; c++) de[c] = src[nfull * NR + c];
             }
         }
         return;
@@ -107,10 +106,12 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
                     for (int c = 0; c < NR; c++) dst[p * NR + c] = src[c * ldb + p];
 #endif
             } else {
+                /* zero the whole row first: a constant-length fill compiles to two vector stores,
+                 * while the fill of the NR - nr tail became a `rep stos` (~70% of this packing,
+                 * n = 20, perf annotate) */
                 for (int64_t p = 0; p < kc; p++) {
-                    int c = 0;
-                    for (; c < nr; c++) dst[p * NR + c] = src[c * ldb + p];
-                    for (; c < NR; c++) dst[p * NR + c] = 0;
+                    for (int c = 0; c < NR; c++) dst[p * NR + c] = 0;
+                    for (int c = 0; c < nr; c++) dst[p * NR + c] = src[c * ldb + p];
                 }
             }
         }
@@ -274,6 +275,83 @@ static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap,
     default: break;
     }
 }
+/* Narrow C with NR < n <= NR + VL (n = 20 in float): one 4-row tile spans both column slivers,
+ * 2 vectors from the full sliver and 1 from the edge sliver, so each A value is broadcast once for
+ * all n columns. 4 x 3 = 12 accumulators + 3 B vectors + 1 broadcast = 16 ymm registers; per k
+ * step 3 loads, 4 broadcasts, 12 FMAs. The 6x16 tile + 6-row edge tile it replaces issue the same
+ * FMAs, but the edge half (6 FMAs against 7 loads per k step) is load bound and A is read twice.
+ * A is read in place (sp, sr as in gemm_ukernel_body); `rows` (constant after inlining, 1..4) rows
+ * and n2 = n - NR columns of the edge vector are written. Every row sums in the same order whatever
+ * `rows` is, so a row's result does not depend on how the thread split cut the rows. */
+static inline __attribute__((always_inline)) void SFX(gemm_w3_body)(
+    int64_t kc, const T *restrict ap, int64_t sp, int64_t sr, const T *restrict bp0,
+    const T *restrict bp1, T *restrict c, int64_t ldc, int n2, T alpha_in, T beta_in,
+    const int rows) {
+    /* alpha and beta wait in memory: left in a register, they took the one ymm the loop needs
+     * and GCC spilled an accumulator instead (a store-load chain through the stack every k step,
+     * which doubled the time) */
+    volatile T scale[2] = {alpha_in, beta_in};
+    VT c00 = VZERO(), c01 = VZERO(), c02 = VZERO(), c10 = VZERO(), c11 = VZERO(), c12 = VZERO();
+    VT c20 = VZERO(), c21 = VZERO(), c22 = VZERO(), c30 = VZERO(), c31 = VZERO(), c32 = VZERO();
+#define MG_FMA3(R)                                                                                 \
+    if (rows > (R)) {                                                                              \
+        VT av = VBCAST(ap + (R) * sr);                                                             \
+        c##R##0 = VFMA(av, b0, c##R##0); c##R##1 = VFMA(av, b1, c##R##1);                          \
+        c##R##2 = VFMA(av, b2, c##R##2);                                                           \
+    }
+    /* not unrolled: unrolled, GCC spilled an accumulator (12 + 3 + 1 registers leave no room to
+     * load the next step's B early) */
+    for (int64_t p = 0; p < kc; p++) {
+        VT b0 = VLOAD(bp0), b1 = VLOAD(bp0 + VL), b2 = VLOAD(bp1);
+        MG_IN_REGS(b0, b1, b2);
+        MG_FMA3(0) MG_FMA3(1) MG_FMA3(2) MG_FMA3(3)
+        ap += sp;
+        bp0 += NR;
+        bp1 += NR;
+    }
+#undef MG_FMA3
+    T alpha = scale[0], beta = scale[1];
+    VT va = VSET1(alpha);
+    T tail[VL];
+#define MG_ROW(R)                                                                                  \
+    if (rows > (R)) {                                                                              \
+        T *restrict cr = c + (R) * ldc;                                                            \
+        if (beta == 0) {                                                                           \
+            VSTOREU(cr, VMUL(va, c##R##0)); VSTOREU(cr + VL, VMUL(va, c##R##1));                   \
+        } else {                                                                                   \
+            VT vb = VSET1(beta);                                                                   \
+            VSTOREU(cr, VFMA(va, c##R##0, VMUL(vb, VLOADU(cr))));                                  \
+            VSTOREU(cr + VL, VFMA(va, c##R##1, VMUL(vb, VLOADU(cr + VL))));                        \
+        }                                                                                          \
+        VSTOREU(tail, VMUL(va, c##R##2));                                                          \
+        for (int j = 0; j < n2; j++)                                                               \
+            cr[NR + j] = beta == 0 ? tail[j] : tail[j] + beta * cr[NR + j];                        \
+    }
+    MG_ROW(0) MG_ROW(1) MG_ROW(2) MG_ROW(3)
+#undef MG_ROW
+}
+
+/* Full 4-row tiles: the two layouts of A read in place get constant strides, so A is addressed
+ * with immediate offsets. The 1..3 leftover rows of a block: generic strides. */
+static MG_NOINLINE void SFX(gemm_ukernel_w3)(int64_t kc, const T *restrict ap, int64_t sp,
+                                             int64_t sr, const T *restrict bp0,
+                                             const T *restrict bp1, T *restrict c, int64_t ldc,
+                                             int n2, T alpha, T beta, int rows) {
+    switch (rows) {
+    case 4:
+        if (sp == 1)
+            SFX(gemm_w3_body)(kc, ap, 1, sr, bp0, bp1, c, ldc, n2, alpha, beta, 4);
+        else if (sr == 1)
+            SFX(gemm_w3_body)(kc, ap, sp, 1, bp0, bp1, c, ldc, n2, alpha, beta, 4);
+        else
+            SFX(gemm_w3_body)(kc, ap, sp, sr, bp0, bp1, c, ldc, n2, alpha, beta, 4);
+        break;
+    case 3: SFX(gemm_w3_body)(kc, ap, sp, sr, bp0, bp1, c, ldc, n2, alpha, beta, 3); break;
+    case 2: SFX(gemm_w3_body)(kc, ap, sp, sr, bp0, bp1, c, ldc, n2, alpha, beta, 2); break;
+    case 1: SFX(gemm_w3_body)(kc, ap, sp, sr, bp0, bp1, c, ldc, n2, alpha, beta, 1); break;
+    default: break;
+    }
+}
 #else
 /* Portable kernel: a small accumulator tile the compiler keeps in registers and vectorizes over
  * the NR columns with whatever SIMD the target has (SSE2 / NEON). */
@@ -298,6 +376,18 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 }
 #endif
 
+/* C[mr x nr] = alpha * tmp + beta * C, tmp an edge tile's raw product (row stride NR) */
+static void SFX(gemm_merge)(const T *restrict tmp, T *restrict c, int64_t ldc, int64_t mr,
+                            int64_t nr, T alpha, T beta) {
+    for (int64_t i = 0; i < mr; i++) {
+        T *restrict cr = c + i * ldc;
+        if (beta == 0)
+            for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j];
+        else
+            for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j] + beta * cr[j];
+    }
+}
+
 /* ---- macro-kernel: C[mc x (slivers s0..s1 of nc)] over one packed A block and B panel ---- */
 
 /* A is either packed (abuf = packed block, sp = 0 meaning "packed") or used in place (abuf points
@@ -309,6 +399,16 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
                             const T *restrict bbuf, T *restrict c, int64_t ldc) {
     int packed = sp == 0;
     int64_t mt = (mc + MR - 1) / MR;
+#if MG_GEMM_SIMD
+    if (!packed && nc > NR && nc <= NR + VL && t0 == 0 && t1 == 2 * mt) {
+        /* the whole narrow block (gemm_thread hands it over whole): 4-row tiles across both
+         * slivers */
+        for (int64_t ir = 0; ir < mc; ir += 4)
+            SFX(gemm_ukernel_w3)(kc, abuf + ir * sr, sp, sr, bbuf, bbuf + NR * kc, c + ir * ldc,
+                                 ldc, (int)(nc - NR), alpha, beta, mc - ir < 4 ? (int)(mc - ir) : 4);
+        return;
+    }
+#endif
     for (int64_t tile = t0; tile < t1; tile++) {
         int64_t jr = tile / mt * NR, ir = tile % mt * MR;
         int64_t nr = nc - jr < NR ? nc - jr : NR;
@@ -337,14 +437,7 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
 #else
                 SFX(gemm_ukernel)(kc, ap, bp, tmp, NR, (T)1, (T)0);
 #endif
-                for (int64_t i = 0; i < mr; i++) {
-                    T *restrict cr = cp + i * ldc;
-                    if (beta == 0)
-                        for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j];
-                    else
-                        for (int64_t j = 0; j < nr; j++)
-                            cr[j] = alpha * tmp[i * NR + j] + beta * cr[j];
-                }
+                SFX(gemm_merge)(tmp, cp, ldc, mr, nr, alpha, beta);
             }
         }
     }
@@ -521,14 +614,17 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
      *    B's panel is shared): used when C has at least as many row tiles as column slivers.
      *    The number of row blocks is a multiple of nt so every thread gets the same share.
      *  - split the jr loop (C's columns; A block and B panel shared): used for short, wide C such
-     *    as 128 x 400, which has a single MC block. */
-    int split_m = nt > 1 && m_units >= n_units;
+     *    as 128 x 400, which has a single MC block. Never for NR < n <= NR + VL, which
+     *    gemm_macro computes with whole-block 4-row tiles (the same sums for any thread count). */
+    int narrow3 = MG_GEMM_SIMD && n > NR && n <= NR + VL;
+    int split_m = nt > 1 && (m_units >= n_units || narrow3);
     int64_t mblocks = (m + MC - 1) / MC;
     if (split_m) {
         mblocks = (mblocks + nt - 1) / nt * nt;
         if (mblocks > m_units) mblocks = m_units;
     }
-    int64_t mcb = SFX(gemm_round_up)((m + mblocks - 1) / mblocks, MR);
+    /* row blocks in whole micro-tiles: MR rows, or 4 for the narrow3 tiles of gemm_macro */
+    int64_t mcb = SFX(gemm_round_up)((m + mblocks - 1) / mblocks, narrow3 ? 4 : MR);
     mblocks = (m + mcb - 1) / mcb;
     int64_t ncmax = n < NC ? n : NC;
 
