@@ -328,10 +328,11 @@ class MatMul(Function):
                 f"matmul: shapes {a.shape} and {b.shape} do not match "
                 f"(inner dims {a.shape[-1]} != {b.shape[-2]})"
             )
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast") from None
+        if a.shape[:-2] != b.shape[:-2]:  # equal batch dims (none, for 2-D) need no check
+            try:
+                np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            except ValueError:
+                raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast") from None
         ctx.save_for_backward(a, b)
         return be().matmul(a, b)
 
