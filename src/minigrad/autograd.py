@@ -132,7 +132,7 @@ class Function:
         needs = []
         first = None
         for t in inputs:
-            if not isinstance(t, _TENSOR):
+            if t.__class__ is not _TENSOR and not isinstance(t, _TENSOR):  # exact class: cheaper
                 raise TypeError(
                     f"{cls.op}: expected Tensor inputs, got {type(t).__name__}; wrap arrays with "
                     "minigrad.Tensor(...)"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .backend._common import broadcast_shape
 from . import tensor as _tensor_module
 from .autograd import Function
 from .tensor import Tensor, _axes
@@ -20,17 +21,8 @@ from .tensor import Tensor, _axes
 be = backend.current  # the active backend module, looked up per call
 
 
-def _broadcast_check(op: str, a: np.ndarray, b: np.ndarray) -> None:
-    """Raise a ValueError naming both shapes unless they broadcast (numpy's rule)."""
-    sa, sb = a.shape, b.shape
-    if sa == sb or not sa or not sb:
-        return
-    for x, y in zip(reversed(sa), reversed(sb)):
-        if x != y and x != 1 and y != 1:
-            raise ValueError(f"{op}: shapes {sa} and {sb} do not broadcast")
-
-
 # ---------------------------------------------------------------- binary elementwise
+# be().binary raises the ValueError for shapes that do not broadcast (backend/_common.py)
 class Add(Function):
     """a + b;  da = g, db = g"""
 
@@ -38,7 +30,6 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("add", a, b)
         return be().binary("add", a, b)
 
     @staticmethod
@@ -53,7 +44,6 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("sub", a, b)
         return be().binary("sub", a, b)
 
     @staticmethod
@@ -68,7 +58,6 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("mul", a, b)
         ctx.save_for_backward(a, b)
         return be().binary("mul", a, b)
 
@@ -87,7 +76,6 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _broadcast_check("div", a, b)
         out = be().binary("div", a, b)
         ctx.save_for_backward(b, out)
         return out
@@ -292,7 +280,7 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, a, b, cond):
-        _broadcast_check("where", a, b)
+        broadcast_shape("where", a.shape, b.shape)
         try:
             np.broadcast_shapes(cond.shape, a.shape, b.shape)
         except ValueError:

@@ -106,6 +106,28 @@ def test_binary_kernels_with_broadcasting(op, dtype, data, cases):
     assert_same(c.binary(op, a, b, p, q), ref.binary(op, a, b, p, q), dtype, op)
 
 
+@given(shapes=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3),
+       other=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3))
+def test_broadcast_shape_follows_numpy(shapes, other):
+    """The shared shape rule of binary ops: numpy's result, or numpy's refusal with a named error."""
+    from minigrad.backend._common import broadcast_shape
+
+    try:
+        expect = np.broadcast_shapes(shapes, other)
+    except ValueError:
+        with pytest.raises(ValueError, match=r"mul: shapes .* do not broadcast"):
+            broadcast_shape("mul", shapes, other)
+    else:
+        assert broadcast_shape("mul", shapes, other) == expect
+
+
+@pytest.mark.parametrize("backend", [c, ref], ids=["c", "numpy"])
+def test_binary_refuses_shapes_that_do_not_broadcast(backend):
+    """Both backends raise the same error before any kernel runs (ops rely on it)."""
+    with pytest.raises(ValueError, match=r"sub: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        backend.binary("sub", np.ones((2, 3)), np.ones(4))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("op", ref.BINARY_OPS)
 def test_binary_kernels_at_special_values(op, dtype):

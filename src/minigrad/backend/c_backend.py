@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from minigrad._kernels import ffi, lib  # raises ImportError when the extension was not built
+from ._common import broadcast_shape
 
 name = "c"
 
@@ -174,7 +175,7 @@ def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: operands must share a dtype, got {a.dtype} and {b.dtype}")
     a, b = _usable(a), _usable(b)
-    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    shape = broadcast_shape(op, a.shape, b.shape)
     _check_size(shape)
     out = np.empty(shape, dtype=a.dtype)
     if out.size == 0:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from ._common import broadcast_shape
+
 name = "numpy"
 
 
@@ -83,6 +85,7 @@ def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
 
 
 def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
+    broadcast_shape(op, a.shape, b.shape)
     with np.errstate(all="ignore"):
         return _out(_BINARY[op](a, b, p, q), a.dtype)
 
