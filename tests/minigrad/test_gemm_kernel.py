@@ -116,6 +116,23 @@ def test_alpha_beta_padded(ta, tb, alpha, beta, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.5, -1.0)])
+def test_narrow_c_three_vector_tiles(ta, tb, alpha, beta, dtype):
+    """C one full column sliver plus at most one vector wide (17..24 columns in float32, 9..12 in
+    float64 on the AVX2 path; n = 20 is the VAE's latent width), which gets its own 4-row tiles:
+    every width, every leftover row count of a 4-row tile, one and several k blocks, padded
+    leading dimensions, NaN in C with beta = 0. k = 300 keeps them off the direct small-GEMM
+    loop."""
+    widths = range(17, 25) if dtype == np.float32 else range(9, 13)
+    for n in widths:
+        for m in (1, 2, 3, 4, 5, 7, 9, 13, 130):
+            for k in (300, 801):
+                check(ta, tb, m, n, k, alpha, beta, dtype, seed=m * 1000 + n, pad=3,
+                      c_fill=np.nan if beta == 0 else None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("shape", [(3, 5, 4), (50, 70, 90)])
 def test_beta_zero_ignores_nan(ta, tb, shape, dtype):
     m, n, k = shape
