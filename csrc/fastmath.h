@@ -44,18 +44,21 @@ static inline float mg_log1p_unit(float e) {
     return 2.0f * s * p;
 }
 
-static inline float mg_softplus_nabs_f32(float v) { return mg_log1p_unit(mg_expf(-fabsf(v))); }
-static inline double mg_softplus_nabs_f64(double v) { return log1p(exp(-fabs(v))); }
-
-/* sigmoid(v) from e = exp(-|v|), so no exponent of a positive number */
-static inline float mg_sigmoid_fast_f32(float v) {
-    float e = mg_expf(-fabsf(v));
+/* e = exp(-|v|) in (0, 1]: softplus(-|v|) and sigmoid(v) both follow from it without ever
+ * exponentiating a positive number */
+static inline float mg_exp_nabs_f32(float v) { return mg_expf(-fabsf(v)); }
+static inline double mg_exp_nabs_f64(double v) { return exp(-fabs(v)); }
+static inline float mg_log1p_e_f32(float e) { return mg_log1p_unit(e); }
+static inline double mg_log1p_e_f64(double e) { return log1p(e); }
+static inline float mg_sigmoid_e_f32(float v, float e) {
     float r = 1.0f / (1.0f + e);
     return v >= 0 ? r : e * r;
 }
-static inline double mg_sigmoid_fast_f64(double v) {
-    double e = exp(-fabs(v));
+static inline double mg_sigmoid_e_f64(double v, double e) {
     double r = 1.0 / (1.0 + e);
     return v >= 0 ? r : e * r;
 }
+
+static inline float mg_softplus_nabs_f32(float v) { return mg_log1p_e_f32(mg_exp_nabs_f32(v)); }
+static inline double mg_softplus_nabs_f64(double v) { return mg_log1p_e_f64(mg_exp_nabs_f64(v)); }
 #endif

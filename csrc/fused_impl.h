@@ -81,7 +81,29 @@ static inline double SFX(tile_sum)(const T *v, int64_t n) {
     return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
 }
 
-double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
+/* One tile of BCE-with-logits terms: max(v, 0) - v t + log(1 + exp(-|v|)), which never
+ * exponentiates a positive number; the _grad version also writes sigmoid(v) - t from the same
+ * exp. Out of line and one loop each: MG_FOR copies its body (threaded and serial), and with both
+ * loops inlined into it the no-gradient loop ran 131 -> 139-146 us (128x784, 1 thread). */
+static MG_NOINLINE void SFX(bce_tile)(int64_t len, const T *restrict xs, const T *restrict ts,
+                                      T *restrict tile) {
+    for (int64_t j = 0; j < len; j++) {
+        T v = xs[j];
+        tile[j] = (v > 0 ? v : (T)0) - v * ts[j] + SFX(mg_softplus_nabs)(v);
+    }
+}
+
+static MG_NOINLINE void SFX(bce_tile_grad)(int64_t len, const T *restrict xs,
+                                           const T *restrict ts, T *restrict tile,
+                                           T *restrict ds) {
+    for (int64_t j = 0; j < len; j++) {
+        T v = xs[j], e = SFX(mg_exp_nabs)(v);
+        tile[j] = (v > 0 ? v : (T)0) - v * ts[j] + SFX(mg_log1p_e)(e);
+        ds[j] = SFX(mg_sigmoid_e)(v, e) - ts[j];
+    }
+}
+
+double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out, T *dsig) {
     /* Fixed-size chunks summed in order: the total does not depend on the thread count or on
      * which thread finishes first, so a seeded training run repeats bit for bit. */
     enum { CHUNK = 4096, TILE = 256 };
@@ -95,12 +117,10 @@ double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
         T tile[TILE];
         for (int64_t s = c * CHUNK; s < end; s += TILE) {
             int64_t len = end - s < TILE ? end - s : TILE;
-            const T *restrict xs = x + s, *restrict ts = t + s;
-            /* max(v, 0) - v t + log(1 + exp(-|v|)): never exponentiates a positive number */
-            for (int64_t j = 0; j < len; j++) {
-                T v = xs[j];
-                tile[j] = (v > 0 ? v : (T)0) - v * ts[j] + SFX(mg_softplus_nabs)(v);
-            }
+            if (dsig)
+                SFX(bce_tile_grad)(len, x + s, t + s, tile, dsig + s);
+            else
+                SFX(bce_tile)(len, x + s, t + s, tile);
             if (out)
                 for (int64_t j = 0; j < len; j++) out[s + j] = tile[j];
             acc += SFX(tile_sum)(tile, len);
@@ -111,18 +131,6 @@ double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out) {
     for (int64_t c = 0; c < nchunks; c++) total += partial[c];
     if (partial != partial_stack) free(partial);
     return total;
-}
-
-void SFX(mg_bce_logits_bwd)(int64_t n, const T *x, const T *t, const T *g, int64_t gs, T *dx,
-                            T *dt) {
-    if (gs == 0) { /* one scalar gradient (reduction 'sum' or 'mean'): the hot case */
-        const T g0 = g[0];
-        MG_FOR(i, n, n >= MG_PARALLEL_MIN, { dx[i] = g0 * (SFX(mg_sigmoid_fast)(x[i]) - t[i]); });
-    } else {
-        MG_FOR(i, n, n >= MG_PARALLEL_MIN, { dx[i] = g[i * gs] * (SFX(mg_sigmoid_fast)(x[i]) - t[i]); });
-    }
-    if (dt)
-        for (int64_t i = 0; i < n; i++) dt[i] = -g[i * gs] * x[i];
 }
 
 void SFX(mg_gaussian_kl)(int64_t m, int64_t n, const T *mu, const T *logvar, T *out) {

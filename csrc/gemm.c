@@ -43,14 +43,9 @@
 #define MG_BARRIER(nth) ((void)(nth))
 #endif
 
-/* Packing routines and the micro-kernel are kept out of line: they are large loops where a call
- * costs nothing, and separate functions give the register allocator the kernel alone (and show up
- * separately in a profile). */
-#if defined(__GNUC__)
-#define MG_NOINLINE __attribute__((noinline))
-#else
-#define MG_NOINLINE
-#endif
+/* Packing routines and the micro-kernel are kept out of line (MG_NOINLINE, typedefs.h): they are
+ * large loops where a call costs nothing, and separate functions give the register allocator the
+ * kernel alone (and show up separately in a profile). */
 
 /* Packing buffers: 64-byte aligned (cache line, and the micro-kernel uses aligned vector loads),
  * allocated per call and per thread, freed before returning: nothing crosses into Python. Plain

@@ -99,14 +99,11 @@ void mg_bias_act_bwd_f32(int act, int64_t m, int64_t n, const float *g, const fl
                          float *dpre, float *dbias);
 void mg_bias_act_bwd_f64(int act, int64_t m, int64_t n, const double *g, const double *y,
                          double *dpre, double *dbias);
-/* l = max(x, 0) - x * t + log1p(exp(-|x|)). If out != NULL, writes each l; returns the sum. */
-double mg_bce_logits_f32(int64_t n, const float *x, const float *t, float *out);
-double mg_bce_logits_f64(int64_t n, const double *x, const double *t, double *out);
-/* dx = g * (sigmoid(x) - t), dt = -g * x (dt may be NULL); g is read with stride gs (0: scalar) */
-void mg_bce_logits_bwd_f32(int64_t n, const float *x, const float *t, const float *g, int64_t gs,
-                           float *dx, float *dt);
-void mg_bce_logits_bwd_f64(int64_t n, const double *x, const double *t, const double *g,
-                           int64_t gs, double *dx, double *dt);
+/* l = max(x, 0) - x * t + log1p(exp(-|x|)). If out != NULL, writes each l; returns the sum.
+ * If dsig != NULL, also writes dl/dx = sigmoid(x) - t (from the same exp), so the backward pass
+ * only scales it by the incoming gradient. */
+double mg_bce_logits_f32(int64_t n, const float *x, const float *t, float *out, float *dsig);
+double mg_bce_logits_f64(int64_t n, const double *x, const double *t, double *out, double *dsig);
 /* KL(N(mu, exp(logvar)) || N(0, 1)) summed over each row of an m x n block:
  * out[i] = -0.5 * sum_j (1 + logvar - mu^2 - exp(logvar)) */
 void mg_gaussian_kl_f32(int64_t m, int64_t n, const float *mu, const float *logvar, float *out);

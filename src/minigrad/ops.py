@@ -552,7 +552,8 @@ def _check_reduction(reduction: str) -> None:
 
 class BCEWithLogits(Function):
     """l = max(x, 0) - x t + log(1 + e^-|x|)  (= -t log s(x) - (1-t) log(1 - s(x)), stable);
-    dx = g (sigmoid(x) - t), dt = -g x"""
+    dx = g (sigmoid(x) - t), dt = -g x. When x needs a gradient, the forward kernel also writes
+    sigmoid(x) - t from the same exp, so backward only scales it by g."""
 
     op = "bce_with_logits"
 
@@ -560,14 +561,22 @@ class BCEWithLogits(Function):
     def forward(ctx, x, t, reduction):
         if x.shape != t.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: logits shape {x.shape} != target shape {t.shape}")
-        ctx.save_for_backward(x, t)
-        return be().bce_with_logits(x, t, reduction)
+        if not (ctx.needs_input_grad and ctx.needs_input_grad[0]):
+            ctx.save_for_backward(x, None)
+            return be().bce_with_logits(x, t, reduction)
+        loss, dsig = be().bce_with_logits(x, t, reduction, with_grad=True)
+        ctx.save_for_backward(x, dsig)
+        return loss
 
     @staticmethod
     def backward(ctx, g):
-        x, t = ctx.saved
-        need_t = ctx.needs_input_grad[1]
-        return be().bce_with_logits_backward(x, t, g, ctx.params["reduction"], need_t)
+        x, dsig = ctx.saved
+        if ctx.params["reduction"] == "mean":
+            g = np.asarray(g / max(x.size, 1), dtype=x.dtype)
+        b = be()
+        dx = b.binary("mul", dsig, g) if dsig is not None else None
+        dt = b.unary("neg", b.binary("mul", x, g)) if ctx.needs_input_grad[1] else None
+        return dx, dt
 
 
 class GaussianKL(Function):

@@ -257,33 +257,35 @@ def test_bce_with_logits_is_finite_at_huge_logits(reduction, dtype):
     exact = np.array([0.0, 0.0, 1000.0, 1000.0, np.log(2.0), 3.0 * 0.75 + np.log1p(np.exp(-3.0))])
     exact = {"none": exact, "sum": exact.sum(), "mean": exact.mean()}[reduction]
     np.testing.assert_allclose(out, exact, rtol=1e-6)
-    g = np.full(x.shape, 0.5, dtype=dtype) if reduction == "none" else np.asarray(0.5, dtype=dtype)
-    for need_target in (True, False):
-        dx, dt = c.bce_with_logits_backward(x, t, g, reduction, need_target)
-        rdx, rdt = ref.bce_with_logits_backward(x, t, g, reduction, need_target)
-        assert np.all(np.isfinite(dx))
-        assert_same(dx, rdx, dtype, "bce dx")
-        if need_target:
-            assert_same(dt, rdt, dtype, "bce dt")
-        else:
-            assert dt is None
+    (out2, dsig), (_, rdsig) = (b.bce_with_logits(x, t, reduction, with_grad=True) for b in (c, ref))
+    assert np.array_equal(out2, out), "the gradient output changed the loss"
+    assert np.all(np.isfinite(dsig))
+    assert_same(dsig, rdsig, dtype, "bce sigmoid(x) - t")
+    np.testing.assert_allclose(dsig, [0.0, 0.0, 1.0, -1.0, 0.0, 1 / (1 + np.exp(-3.0)) - 0.25], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 @given(data=st.data())
 def test_bce_with_logits_kernel(reduction, dtype, data):
+    """C against the reference computed in float64, within a tolerance scaled by the size of the
+    terms: max(x, 0) - x t cancels (x = 44, t = 0.99999 leaves 4.4e-4 of two 44s), and there the
+    float32 reference itself is off by 0.4% while C, with an fma, is exact."""
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5))
     x = data.draw(arrays(shape, -50.0, 50.0)).astype(dtype)
     t = data.draw(arrays(shape, 0.0, 1.0)).astype(dtype)
-    assert_same(
-        c.bce_with_logits(x, t, reduction), ref.bce_with_logits(x, t, reduction), dtype, "bce"
-    )
-    g = data.draw(arrays(shape if reduction == "none" else ())).astype(dtype)
-    dx, dt = c.bce_with_logits_backward(x, t, g, reduction, True)
-    rdx, rdt = ref.bce_with_logits_backward(x, t, g, reduction, True)
-    assert_same(dx, rdx, dtype, "bce dx")
-    assert_same(dt, rdt, dtype, "bce dt")
+    x64, t64 = x.astype(np.float64), t.astype(np.float64)
+    rloss, rdsig = ref.bce_with_logits(x64, t64, reduction, with_grad=True)
+    terms = np.abs(x64) + np.abs(x64 * t64) + np.log1p(np.exp(-np.abs(x64)))
+    terms = {"none": terms, "sum": terms.sum(), "mean": terms.mean()}[reduction]
+    rtol, atol = TOL[np.dtype(dtype)]["rtol"], TOL[np.dtype(dtype)]["atol"]
+    loss_only = c.bce_with_logits(x, t, reduction)
+    loss, dsig = c.bce_with_logits(x, t, reduction, with_grad=True)
+    assert loss.dtype == dsig.dtype == dtype and loss.shape == rloss.shape and dsig.shape == x.shape
+    assert np.array_equal(loss, loss_only), "writing the gradient changed the loss"
+    assert np.all(np.abs(loss - rloss) <= rtol * terms + atol), "bce"
+    sig_scale = np.abs(rdsig + t64) + t64  # |sigmoid(x)| + |t|
+    assert np.all(np.abs(dsig - rdsig) <= rtol * sig_scale + atol), "bce sigmoid(x) - t"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -301,34 +301,20 @@ def bias_act_backward(
     return dpre, dbias
 
 
-def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
+def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: bool = False):
+    """The loss; with_grad: (loss, sigmoid(x) - t), both from one pass over x and t."""
     x, t = _contiguous(x), _contiguous(t)
     out = np.empty_like(x) if reduction == "none" else None
+    dsig = np.empty_like(x) if with_grad else None
     total = _kernel("mg_bce_logits", x.dtype)(
-        x.size, _ptr(x), _ptr(t), _ptr(out) if out is not None else ffi.NULL
-    )
-    if out is not None:
-        return out
-    if reduction == "mean":
-        total /= max(x.size, 1)
-    return np.asarray(total, dtype=x.dtype)
-
-
-def bce_with_logits_backward(
-    x: np.ndarray, t: np.ndarray, g: np.ndarray, reduction: str, need_target: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    x, t = _contiguous(x), _contiguous(t)
-    if reduction == "none":
-        g, gs = _contiguous(g), 1
-    else:
-        scale = 1.0 / max(x.size, 1) if reduction == "mean" else 1.0
-        g, gs = np.asarray(g * scale, dtype=x.dtype).reshape(1), 0
-    dx = np.empty_like(x)
-    dt = np.empty_like(x) if need_target else None
-    _kernel("mg_bce_logits_bwd", x.dtype)(
-        x.size, _ptr(x), _ptr(t), _ptr(g), gs, _ptr(dx), _ptr(dt) if dt is not None else ffi.NULL
-    )
-    return dx, dt
+        x.size, _ptr(x), _ptr(t), _ptr(out) if out is not None else ffi.NULL,
+        _ptr(dsig) if dsig is not None else ffi.NULL,
+    )  # fmt: skip
+    if out is None:
+        if reduction == "mean":
+            total /= max(x.size, 1)
+        out = np.asarray(total, dtype=x.dtype)
+    return (out, dsig) if with_grad else out
 
 
 def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:

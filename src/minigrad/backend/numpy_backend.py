@@ -143,26 +143,18 @@ def bias_act_backward(
     return dpre, dbias
 
 
-def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
-    """l = max(x, 0) - x t + log1p(exp(-|x|)), reduced by 'none' | 'sum' | 'mean'."""
+def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: bool = False):
+    """l = max(x, 0) - x t + log1p(exp(-|x|)), reduced by 'none' | 'sum' | 'mean';
+    with_grad: (loss, dl/dx = sigmoid(x) - t)."""
     l = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     if reduction == "none":
-        return _out(l, x.dtype)
-    total = l.sum(dtype=np.float64)
-    if reduction == "mean":
-        total = total / max(x.size, 1)
-    return np.asarray(total, dtype=x.dtype)
-
-
-def bce_with_logits_backward(
-    x: np.ndarray, t: np.ndarray, g: np.ndarray, reduction: str, need_target: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """dx = g (sigmoid(x) - t), dt = -g x; g is a scalar for 'sum'/'mean'."""
-    if reduction == "mean":
-        g = g / max(x.size, 1)
-    dx = _out(g * (_sigmoid(x) - t), x.dtype)
-    dt = _out(-g * x, x.dtype) if need_target else None
-    return dx, dt
+        loss = _out(l, x.dtype)
+    else:
+        total = l.sum(dtype=np.float64)
+        if reduction == "mean":
+            total = total / max(x.size, 1)
+        loss = np.asarray(total, dtype=x.dtype)
+    return (loss, _out(_sigmoid(x) - t, x.dtype)) if with_grad else loss
 
 
 def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
