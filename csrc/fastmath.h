@@ -59,6 +59,4 @@ static inline double mg_sigmoid_e_f64(double v, double e) {
     return v >= 0 ? r : e * r;
 }
 
-static inline float mg_softplus_nabs_f32(float v) { return mg_log1p_e_f32(mg_exp_nabs_f32(v)); }
-static inline double mg_softplus_nabs_f64(double v) { return mg_log1p_e_f64(mg_exp_nabs_f64(v)); }
 #endif

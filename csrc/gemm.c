@@ -3,7 +3,8 @@
  * The algorithm (packing, cache blocking, register-blocked micro-kernel, threads) is written once
  * in gemm_kernels.h and instantiated here per dtype. With AVX2 + FMA available at compile time
  * (-march=native on x86-64) the micro-kernels are 6x16 (float) and 6x8 (double) tiles of ymm
- * accumulators; otherwise (MINIGRAD_PORTABLE=1, ARM, ...) a portable C micro-kernel is used. */
+ * accumulators, plus 4-row tiles three vectors wide (4x24 / 4x12) for C just wider than one
+ * sliver; otherwise (MINIGRAD_PORTABLE=1, ARM, ...) a portable C micro-kernel is used. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -265,7 +266,7 @@ static MG_NOINLINE void gemm_pack_an_full_f64(int64_t kc, const double *restrict
 
 const char *mg_gemm_path(void) {
 #if MG_GEMM_SIMD
-    return "avx2-fma 6x16 f32 / 6x8 f64";
+    return "avx2-fma 6x16 f32 / 6x8 f64, narrow C 4x24 / 4x12";
 #else
     return "generic 4x8 f32 / 4x4 f64";
 #endif

@@ -204,7 +204,7 @@ static MG_NOINLINE void SFX(gemm_ukernel_s)(int64_t kc, const T *restrict ap, in
 
 /* Edge tiles (mr < MR rows and/or nr <= VL columns): the same scheme with only the accumulators
  * that hold real output, so e.g. the 2-row remainder of m = 128 costs 1/3 of a full tile and an
- * n = 20 matrix needs 16 + 8 columns of FMAs, not 16 + 16. The body is specialized by constant
+ * n = 28 matrix needs 16 + 16 columns of FMAs, with 8 + 8 in the edge tile. The body is specialized by constant
  * (rows, vectors) arguments; after full unrolling the acc array lives in registers. Writes the
  * raw product into tmp (row stride NR); the caller merges it into C with alpha / beta. */
 static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
@@ -275,6 +275,9 @@ static MG_NOINLINE void SFX(gemm_ukernel_edge)(int64_t kc, const T *restrict ap,
     default: break;
     }
 }
+/* C one full sliver plus at most one vector wide: the 4-row tiles below (AVX2 builds only) */
+#define MG_NARROW3(n) ((n) > NR && (n) <= NR + VL)
+
 /* Narrow C with NR < n <= NR + VL (n = 20 in float): one 4-row tile spans both column slivers,
  * 2 vectors from the full sliver and 1 from the edge sliver, so each A value is broadcast once for
  * all n columns. 4 x 3 = 12 accumulators + 3 B vectors + 1 broadcast = 16 ymm registers; per k
@@ -400,7 +403,7 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
     int packed = sp == 0;
     int64_t mt = (mc + MR - 1) / MR;
 #if MG_GEMM_SIMD
-    if (!packed && nc > NR && nc <= NR + VL && t0 == 0 && t1 == 2 * mt) {
+    if (!packed && MG_NARROW3(nc) && t0 == 0 && t1 == 2 * mt) {
         /* the whole narrow block (gemm_thread hands it over whole): 4-row tiles across both
          * slivers */
         for (int64_t ir = 0; ir < mc; ir += 4)
@@ -616,7 +619,11 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
      *  - split the jr loop (C's columns; A block and B panel shared): used for short, wide C such
      *    as 128 x 400, which has a single MC block. Never for NR < n <= NR + VL, which
      *    gemm_macro computes with whole-block 4-row tiles (the same sums for any thread count). */
-    int narrow3 = MG_GEMM_SIMD && n > NR && n <= NR + VL;
+#if MG_GEMM_SIMD
+    int narrow3 = MG_NARROW3(n);
+#else
+    int narrow3 = 0;
+#endif
     int split_m = nt > 1 && (m_units >= n_units || narrow3);
     int64_t mblocks = (m + MC - 1) / MC;
     if (split_m) {

@@ -11,9 +11,6 @@
 #define MG_PARALLEL_MIN 32768 /* below this many elements a thread team costs more than it saves */
 #define MG_MAX_DIMS 64
 
-/* for (int64_t VAR = 0; VAR < N; VAR++) BODY, split over threads only when BIG is true. Small
- * work never enters a parallel region: even `omp parallel if (0)` makes libgomp set up a team of
- * one, about a microsecond -- more than a 10-element op itself. */
 /* Keep a function out of line, e.g. a loop that MG_FOR would otherwise copy into both of its
  * branches. */
 #if defined(__GNUC__)
@@ -22,6 +19,9 @@
 #define MG_NOINLINE
 #endif
 
+/* for (int64_t VAR = 0; VAR < N; VAR++) BODY, split over threads only when BIG is true. Small
+ * work never enters a parallel region: even `omp parallel if (0)` makes libgomp set up a team of
+ * one, about a microsecond -- more than a 10-element op itself. */
 #define MG_FOR(VAR, N, BIG, ...)                                                  \
     do {                                                                          \
         if (BIG) {                                                                \
