@@ -633,6 +633,9 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     /* row blocks in whole micro-tiles: MR rows, or 4 for the narrow3 tiles of gemm_macro */
     int64_t mcb = SFX(gemm_round_up)((m + mblocks - 1) / mblocks, narrow3 ? 4 : MR);
     mblocks = (m + mcb - 1) / mcb;
+    /* fewer row blocks than threads (m of a few rows, forced into the row split by narrow3): a
+     * thread without a block would only pack B for nothing */
+    if (split_m && mblocks < nt) nt = (int)mblocks;
     int64_t ncmax = n < NC ? n : NC;
 
     /* buffer: B panel(s) (shared), then A blocks: shared, or one per thread when split_m; each

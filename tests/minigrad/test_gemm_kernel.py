@@ -195,12 +195,14 @@ def test_multi_block(ta, tb, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(130, 257, 300, 0, 1), (128, 784, 400, 0, 0), (400, 37, 129, 1, 0),
-                                   (200, 1000, 900, 0, 0), (700, 60, 1000, 1, 1), (400, 20, 900, 0, 1)])
+                                   (200, 1000, 900, 0, 0), (700, 60, 1000, 1, 1), (400, 20, 900, 0, 1),
+                                   (5, 20, 5000, 0, 0)])
 def test_thread_counts_agree(shape, dtype):
     """Correct with 1, 2 and 3 threads (both work splits: over C's columns for short-wide C, over
     row blocks otherwise; 3 threads gives uneven shares) and the same answer every time. The last
     two shapes have several k blocks (and 2 row blocks in the column split), so the alternating
-    copies of the shared packed blocks are each reused."""
+    copies of the shared packed blocks are each reused. The last ones are 20 wide (their own
+    tiles, always split by rows); 5 x 20 has fewer row blocks than threads."""
     m, n, k, ta, tb = shape
     before = lib.mg_get_num_threads()
     try:
