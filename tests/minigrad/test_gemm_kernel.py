@@ -199,10 +199,10 @@ def test_multi_block(ta, tb, dtype):
                                    (5, 20, 5000, 0, 0)])
 def test_thread_counts_agree(shape, dtype):
     """Correct with 1, 2 and 3 threads (both work splits: over C's columns for short-wide C, over
-    row blocks otherwise; 3 threads gives uneven shares) and the same answer every time. The last
-    two shapes have several k blocks (and 2 row blocks in the column split), so the alternating
-    copies of the shared packed blocks are each reused. The last ones are 20 wide (their own
-    tiles, always split by rows); 5 x 20 has fewer row blocks than threads."""
+    row blocks otherwise; 3 threads gives uneven shares) and the same answer every time.
+    700 x 60 and 400 x 20 have several k blocks (and 2 row blocks in the column split), so the
+    alternating copies of the shared packed blocks are each reused. The 20-wide shapes have their
+    own tiles and are always split by rows; 5 x 20 has fewer row blocks than threads."""
     m, n, k, ta, tb = shape
     before = lib.mg_get_num_threads()
     try:
