@@ -216,6 +216,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     # keep it as .grad without a copy. Pass-through gradients (add returns g to both inputs),
     # views, and the caller's own array are copied instead.
     owned: set[int] = set()
+    anomaly, retain_all = FLAGS.anomaly, FLAGS.retain_grads  # flags do not change mid-backward
     for node in reversed(topological_order(root, grad_only=True)):
         g = grads.pop(node.id, None)
         if g is None:
@@ -227,7 +228,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             else:
                 node.grad = _wrap(be.binary("add", node.grad.data, g), None)
             continue
-        if FLAGS.retain_grads or node._retains_grad:
+        if retain_all or node._retains_grad:
             node.grad = _wrap(np.ascontiguousarray(g).reshape(g.shape), None)
         if fn.freed:
             raise RuntimeError(
@@ -242,9 +243,10 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         for parent, pg in zip(fn.inputs, input_grads):
             if pg is None or not parent.requires_grad:
                 continue
-            if FLAGS.anomaly:
+            if anomaly:
                 _check_finite("backward", fn, pg)
-            pg = unbroadcast(pg, parent.shape)
+            if pg.shape != parent.data.shape:
+                pg = unbroadcast(pg, parent.data.shape)
             previous = grads.get(parent.id)
             if previous is None:
                 grads[parent.id] = pg

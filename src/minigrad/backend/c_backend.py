@@ -349,7 +349,7 @@ def _optimizer_buffers(p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> np.n
         if a.shape != p.shape:
             raise ValueError(f"{name} has shape {a.shape}, the parameter has shape {p.shape}")
     for a in (p, *state):
-        if a.dtype != p.dtype or not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
+        if a.dtype != p.dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writeable
             raise ValueError("parameters and optimizer state must be contiguous, writable arrays of one dtype")
     return np.ascontiguousarray(g, dtype=p.dtype)
 
