@@ -28,15 +28,15 @@ class Optimizer:
 
     def _check_grads(self) -> None:
         """Every gradient must match its parameter: checked for all before any is updated."""
-        for i, p in enumerate(self.params):
-            if p.grad is not None and (p.grad.shape != p.shape or p.grad.dtype != p.dtype):
+        for i, (p, state) in enumerate(zip(self.params, self.state)):
+            data = p.data
+            if p.grad is not None and (p.grad.data.shape != data.shape or p.grad.data.dtype != data.dtype):
                 raise ValueError(
                     f"{type(self).__name__}.step: parameter {i} ({p.name or 'unnamed'}) has shape "
                     f"{p.shape} {p.dtype} but its grad has shape {p.grad.shape} {p.grad.dtype}"
                 )
-            state = self.state[i]
             for key, value in state.items():
-                if isinstance(value, np.ndarray) and value.shape != p.shape:
+                if isinstance(value, np.ndarray) and value.shape != data.shape:
                     raise ValueError(
                         f"{type(self).__name__}.step: state '{key}' of parameter {i} has shape "
                         f"{value.shape}, the parameter now has shape {p.shape}"

@@ -342,31 +342,35 @@ def gaussian_kl_backward(
     return dmu, dlv
 
 
-def _optimizer_buffers(p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> np.ndarray:
+def _optimizer_buffers(p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> list:
     """Check what the update kernels assume -- every buffer has p's shape and dtype, and p and
-    the state are contiguous and writable -- and return g as a contiguous array."""
-    for name, a in (("gradient", g),) + tuple(("optimizer state", s) for s in state):
-        if a.shape != p.shape:
-            raise ValueError(f"{name} has shape {a.shape}, the parameter has shape {p.shape}")
+    the state are contiguous, aligned and writable -- and return pointers to p, g (made
+    contiguous if need be) and each state array, in that order."""
+    shape, dtype = p.shape, p.dtype
+    if g.shape != shape:
+        raise ValueError(f"gradient has shape {g.shape}, the parameter has shape {shape}")
+    for a in state:
+        if a.shape != shape:
+            raise ValueError(f"optimizer state has shape {a.shape}, the parameter has shape {shape}")
     for a in (p, *state):
-        if a.dtype != p.dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writeable
+        if a.dtype != dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writeable
             raise ValueError("parameters and optimizer state must be contiguous, writable arrays of one dtype")
-    return np.ascontiguousarray(g, dtype=p.dtype)
+    buf = _BUFFER[dtype]  # all checked contiguous: from_buffer directly
+    return [ffi.from_buffer(buf, p), ffi.from_buffer(buf, np.ascontiguousarray(g, dtype=dtype))] + [
+        ffi.from_buffer(buf, a) for a in state
+    ]
 
 
 def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step) -> None:
-    g = _optimizer_buffers(p, g, m, v)
-    _kernel("mg_adam", p.dtype)(
-        p.size, _ptr(p), _ptr(g), _ptr(m), _ptr(v), lr, beta1, beta2, eps, weight_decay, step
-    )
+    kernel = _kernel("mg_adam", p.dtype)  # refuses a dtype without kernels first
+    pp, pg, pm, pv = _optimizer_buffers(p, g, m, v)
+    kernel(p.size, pp, pg, pm, pv, lr, beta1, beta2, eps, weight_decay, step)
 
 
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
-    g = _optimizer_buffers(p, g, buf)
-    _kernel("mg_sgd", p.dtype)(
-        p.size, _ptr(p), _ptr(g), _ptr(buf), lr, momentum, dampening, weight_decay,
-        int(nesterov), int(first_step),
-    )  # fmt: skip
+    kernel = _kernel("mg_sgd", p.dtype)
+    pp, pg, pb = _optimizer_buffers(p, g, buf)
+    kernel(p.size, pp, pg, pb, lr, momentum, dampening, weight_decay, int(nesterov), int(first_step))
 
 
 def info() -> dict:
