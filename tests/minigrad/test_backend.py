@@ -289,6 +289,33 @@ def test_bce_with_logits_kernel(reduction, dtype, data):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gaussian_kl_wide_rows_and_the_whole_logvar_range(dtype):
+    """Rows wider than the kernel's 256-term tile, logvar over the VAE's clamp range [-30, 20]
+    and beyond (float32 uses a polynomial exp), against float64 within a tolerance scaled by
+    the size of the terms; infinities and NaN come out as numpy's do."""
+    rng = np.random.default_rng(7)
+    for lo, hi in [(-3.0, 3.0), (-30.0, 20.0)]:  # the narrow range keeps the tolerance tight
+        mu = rng.uniform(-5, 5, (3, 700)).astype(dtype)
+        logvar = rng.uniform(lo, hi, (3, 700)).astype(dtype)
+        logvar[0, :4] = [hi, lo, 0.0, -0.0]
+        mu64, lv64 = mu.astype(np.float64), logvar.astype(np.float64)
+        want = ref.gaussian_kl(mu64, lv64)
+        scale = 0.5 * (1 + np.abs(lv64) + mu64**2 + np.exp(lv64)).sum(axis=-1)
+        got = c.gaussian_kl(mu, logvar)
+        assert np.all(np.abs(got - want) <= TOL[np.dtype(dtype)]["rtol"] * scale), f"kl, logvar in [{lo}, {hi}]"
+        g = np.ones(3, dtype=dtype)
+        dmu, dlv = c.gaussian_kl_backward(mu, logvar, g)
+        rmu, rlv = ref.gaussian_kl_backward(mu64, lv64, g.astype(np.float64))
+        assert_same(dmu, rmu.astype(dtype), dtype, "kl dmu")
+        assert_same(dlv, rlv.astype(dtype), dtype, "kl dlogvar")
+    special = np.array([[np.inf, -np.inf, np.nan, 89.0, 88.7, 88.5, -104.0]], dtype=dtype)
+    with np.errstate(all="ignore"):
+        _, rlv = ref.gaussian_kl_backward(np.zeros_like(special), special, np.ones(1, dtype=dtype))
+        assert_same(c.gaussian_kl_backward(np.zeros_like(special), special, np.ones(1, dtype=dtype))[1],
+                    rlv, dtype, "kl dlogvar at special values")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @given(data=st.data())
 def test_gaussian_kl_kernels(dtype, data):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5))
