@@ -49,29 +49,26 @@ def _accepts(cc: str, flags: list[str], source: str = "int main(void){return 0;}
         return proc.returncode == 0
 
 
-def compile_flags() -> tuple[list[str], list[str], bool]:
+def compile_flags() -> tuple[list[str], list[str]]:
     cc = _compiler()
     cflags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math"]
     # ISO C mode turns off a*b+c -> fma contraction; the polynomial kernels want it back
     if _accepts(cc, ["-ffp-contract=fast"]):
         cflags.append("-ffp-contract=fast")
-    if os.environ.get("MINIGRAD_PORTABLE", "") not in ("", "0"):
-        pass
-    elif _accepts(cc, ["-march=native"]):
-        cflags.append("-march=native")
-    elif _accepts(cc, ["-mcpu=native"]):
-        cflags.append("-mcpu=native")
+    if os.environ.get("MINIGRAD_PORTABLE", "") in ("", "0"):
+        if _accepts(cc, ["-march=native"]):
+            cflags.append("-march=native")
+        elif _accepts(cc, ["-mcpu=native"]):
+            cflags.append("-mcpu=native")
     ldflags: list[str] = []
-    openmp = False
     omp_probe = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
     if os.environ.get("MINIGRAD_NO_OPENMP", "") in ("", "0") and _accepts(
         cc, ["-fopenmp"], omp_probe
     ):
         cflags.append("-fopenmp")
         ldflags.append("-fopenmp")
-        openmp = True
     cflags += os.environ.get("MINIGRAD_CFLAGS", "").split()
-    return cflags, ldflags, openmp
+    return cflags, ldflags
 
 
 def cdef_source() -> str:
@@ -80,7 +77,7 @@ def cdef_source() -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
-cflags, ldflags, _openmp = compile_flags()
+cflags, ldflags = compile_flags()
 flags_text = re.sub(r'["\\]', "", " ".join(cflags))
 
 ffibuilder = FFI()

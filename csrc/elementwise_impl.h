@@ -16,12 +16,6 @@ static inline void SFX(row_offsets)(int ndim, const int64_t *shape, int64_t r, i
     }
 }
 
-static inline T SFX(sigmoid)(T x) {
-    if (x >= 0) return (T)1 / ((T)1 + M(exp)(-x));
-    T e = M(exp)(x);
-    return e / ((T)1 + e);
-}
-
 /* Applies EXPR (of v) along one row; both unit-stride and strided input. */
 #define MG_ROW1(EXPR)                                                              \
     do {                                                                           \
@@ -40,7 +34,7 @@ static void SFX(unary_row)(int op, int64_t n, const T *restrict x, int64_t xs, T
     case MG_LOG: MG_ROW1(M(log)(v)); break;
     case MG_SQRT: MG_ROW1(M(sqrt)(v)); break;
     case MG_TANH: MG_ROW1(M(tanh)(v)); break;
-    case MG_SIGMOID: MG_ROW1(SFX(sigmoid)(v)); break;
+    case MG_SIGMOID: MG_ROW1(SFX(mg_sigmoid)(v)); break;
     case MG_RELU: MG_ROW1(v < 0 ? (T)0 : v); break; /* NaN passes through, as np.maximum */
     case MG_SOFTPLUS: MG_ROW1((v > 0 ? v : (T)0) + M(log1p)(M(exp)(-M(fabs)(v)))); break;
     case MG_ABS: MG_ROW1(M(fabs)(v)); break;
@@ -87,7 +81,7 @@ static void SFX(binary_row)(int op, int64_t n, const T *restrict a, int64_t as,
     case MG_SIGMOID_BWD: MG_ROW2(u * v * ((T)1 - v)); break;
     case MG_TANH_BWD: MG_ROW2(u * ((T)1 - v * v)); break;
     case MG_ABS_BWD: MG_ROW2(v > 0 ? u : (v < 0 ? -u : (v != v ? v : (T)0))); break;
-    case MG_SOFTPLUS_BWD: MG_ROW2(u * SFX(sigmoid)(v)); break;
+    case MG_SOFTPLUS_BWD: MG_ROW2(u * SFX(mg_sigmoid)(v)); break;
     case MG_SQRT_BWD: MG_ROW2(u * (T)0.5 / v); break;
     case MG_POW_BWD:
         if (p == (T)0) MG_ROW2(((void)u, (void)v, (T)0)); /* x ** 0 is constant, even at x = 0 */

@@ -1,7 +1,8 @@
 /* Branch-free float32 exp and log1p-of-exp that the compiler can vectorize (libm's expf and
  * log1pf are scalar calls unless -ffast-math, which we refuse because it breaks NaN handling).
  * Accuracy: a few ulp over the ranges used, checked against numpy in tests. The float64
- * variants call libm: they are not on the hot path of a float32 training step. */
+ * variants call libm: they are not on the hot path of a float32 training step. Also the one
+ * libm-based sigmoid that the elementwise op and the fused activation share. */
 #ifndef MG_FASTMATH_H
 #define MG_FASTMATH_H
 #include <math.h>
@@ -45,7 +46,7 @@ static inline float mg_expf_impl(float x, const int full_range) {
     return x != x ? x : y;
 }
 
-/* for x <= 88.37 (above that it returns +inf early): BCE's exp(-|v|) */
+/* for x <= 88.37 (above that +inf, although e^x is finite up to 88.72): BCE's exp(-|v|) */
 static inline float mg_expf(float x) { return mg_expf_impl(x, 0); }
 
 /* log(1 + e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3] (odd series in s) */
@@ -63,6 +64,19 @@ static inline float mg_log1p_unit(float e) {
 /* e^x by dtype over the whole range: the vectorizable polynomial for float, libm for double */
 static inline float mg_exp_f32(float x) { return mg_expf_impl(x, 1); }
 static inline double mg_exp_f64(double x) { return exp(x); }
+
+/* sigmoid(x) with libm's exp, never of a positive number: the elementwise op and the fused
+ * activation */
+static inline float mg_sigmoid_f32(float x) {
+    if (x >= 0) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+static inline double mg_sigmoid_f64(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
 
 /* e = exp(-|v|) in (0, 1]: softplus(-|v|) and sigmoid(v) both follow from it without ever
  * exponentiating a positive number */

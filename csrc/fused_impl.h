@@ -4,7 +4,7 @@
 static inline T SFX(act)(int act, T v) {
     switch (act) {
     case MG_ACT_RELU: return v < 0 ? (T)0 : v;
-    case MG_ACT_SIGMOID: return v >= 0 ? (T)1 / ((T)1 + M(exp)(-v)) : M(exp)(v) / ((T)1 + M(exp)(v));
+    case MG_ACT_SIGMOID: return SFX(mg_sigmoid)(v);
     case MG_ACT_TANH: return M(tanh)(v);
     default: return v;
     }
@@ -71,7 +71,7 @@ void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y,
     });
 }
 
-/* Sum of n <= MG_TILE values in double, eight independent lanes (so it vectorizes). */
+/* Sum of n values (a tile) in double, eight independent lanes (so it vectorizes). */
 static inline double SFX(tile_sum)(const T *v, int64_t n) {
     double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
@@ -139,8 +139,8 @@ double SFX(mg_bce_logits)(int64_t n, const T *x, const T *t, T *out, T *dsig) {
 }
 
 void SFX(mg_gaussian_kl)(int64_t m, int64_t n, const T *mu, const T *logvar, T *out) {
-    /* the terms of a row in tiles (a loop the compiler vectorizes, exp included), then their sum
-     * in order in double (a reduction it may not reorder) */
+    /* the terms of a row in tiles (a loop the compiler vectorizes, for float the exp included),
+     * then their sum in order in double (a reduction it may not reorder) */
     enum { TILE = 256 };
     T tile[TILE];
     for (int64_t i = 0; i < m; i++) {

@@ -82,37 +82,22 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
     }
     for (int64_t j = 0; j < nc; j += NR) {
         int64_t nr = nc - j < NR ? nc - j : NR;
-        if (!trans) {
-            /* op(B) = B (k x n): the NR values for one p are contiguous. */
-            const T *restrict src = b + j;
-            if (nr == NR) {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int c = 0; c < NR; c++) dst[p * NR + c] = src[p * ldb + c];
-            } else {
-                for (int64_t p = 0; p < kc; p++) {
-                    int c = 0;
-                    for (; c < nr; c++) dst[p * NR + c] = src[p * ldb + c];
-                    for (; c < NR; c++) dst[p * NR + c] = 0;
-                }
-            }
-        } else {
-            /* op(B) = B^T (B is n x k): column j + c of op(B) is row j + c of B, contiguous in p. */
-            const T *restrict src = b + j * ldb;
-            if (nr == NR) {
+        /* op(B) = B^T (B is n x k): column j + c of op(B) is row j + c of B, contiguous in p. */
+        const T *restrict src = b + j * ldb;
+        if (nr == NR) {
 #if MG_GEMM_SIMD
-                SFX(gemm_pack_bt_full)(kc, src, ldb, dst);
+            SFX(gemm_pack_bt_full)(kc, src, ldb, dst);
 #else
-                for (int64_t p = 0; p < kc; p++)
-                    for (int c = 0; c < NR; c++) dst[p * NR + c] = src[c * ldb + p];
+            for (int64_t p = 0; p < kc; p++)
+                for (int c = 0; c < NR; c++) dst[p * NR + c] = src[c * ldb + p];
 #endif
-            } else {
-                /* zero the whole row first: a constant-length fill compiles to two vector stores,
-                 * while the fill of the NR - nr tail became a `rep stos` (~70% of this packing,
-                 * n = 20, perf annotate) */
-                for (int64_t p = 0; p < kc; p++) {
-                    for (int c = 0; c < NR; c++) dst[p * NR + c] = 0;
-                    for (int c = 0; c < nr; c++) dst[p * NR + c] = src[c * ldb + p];
-                }
+        } else {
+            /* zero the whole row first: a constant-length fill compiles to two vector stores,
+             * while the fill of the NR - nr tail became a `rep stos` (~70% of this packing,
+             * n = 20, perf annotate) */
+            for (int64_t p = 0; p < kc; p++) {
+                for (int c = 0; c < NR; c++) dst[p * NR + c] = 0;
+                for (int c = 0; c < nr; c++) dst[p * NR + c] = src[c * ldb + p];
             }
         }
         dst += kc * NR;
@@ -379,19 +364,7 @@ static MG_NOINLINE void SFX(gemm_ukernel)(int64_t kc, const T *restrict ap, cons
 }
 #endif
 
-/* C[mr x nr] = alpha * tmp + beta * C, tmp an edge tile's raw product (row stride NR) */
-static void SFX(gemm_merge)(const T *restrict tmp, T *restrict c, int64_t ldc, int64_t mr,
-                            int64_t nr, T alpha, T beta) {
-    for (int64_t i = 0; i < mr; i++) {
-        T *restrict cr = c + i * ldc;
-        if (beta == 0)
-            for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j];
-        else
-            for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j] + beta * cr[j];
-    }
-}
-
-/* ---- macro-kernel: C[mc x (slivers s0..s1 of nc)] over one packed A block and B panel ---- */
+/* ---- macro-kernel: micro-tiles t0..t1 of C[mc x nc] over one A block and B panel ---- */
 
 /* A is either packed (abuf = packed block, sp = 0 meaning "packed") or used in place (abuf points
  * at op(A)[ic][pc], element (r, p) at abuf[p * sp + r * sr]). */
@@ -440,7 +413,14 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
 #else
                 SFX(gemm_ukernel)(kc, ap, bp, tmp, NR, (T)1, (T)0);
 #endif
-                SFX(gemm_merge)(tmp, cp, ldc, mr, nr, alpha, beta);
+                for (int64_t i = 0; i < mr; i++) {
+                    T *restrict cr = cp + i * ldc;
+                    if (beta == 0)
+                        for (int64_t j = 0; j < nr; j++) cr[j] = alpha * tmp[i * NR + j];
+                    else
+                        for (int64_t j = 0; j < nr; j++)
+                            cr[j] = alpha * tmp[i * NR + j] + beta * cr[j];
+                }
             }
         }
     }
@@ -497,7 +477,7 @@ static void SFX(gemm_scale_c)(int64_t m, int64_t n, T beta, T *restrict c, int64
 }
 
 /* One thread's part of the whole GEMM (all threads run the same loops and meet at the same
- * barriers; with nth == 1 it is the serial algorithm, and the orphaned barriers are no-ops).
+ * barriers; with nth == 1 it is the serial algorithm, and MG_BARRIER skips the barriers).
  * With several threads the shared buffers are double-buffered (bbuf / abuf0 hold two copies, at
  * bbuf + bsz and abuf0 + asz): panel number q of B is packed into copy q & 1 (likewise block
  * number q of the shared A in the jr split). Packing copy q & 1 again at q + 2 is safe without a
@@ -508,7 +488,7 @@ static void SFX(gemm_scale_c)(int64_t m, int64_t n, T beta, T *restrict c, int64
 static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_t m, int64_t n,
                              int64_t k, T alpha, const T *a, int64_t lda, const T *b, int64_t ldb,
                              T beta, T *c, int64_t ldc, int64_t kcb, int64_t mcb, int64_t mblocks,
-                             T *bbuf0, size_t bsz, T *abuf0, size_t asz) {
+                             int priv_b, T *bbuf0, size_t bsz, T *abuf0, size_t asz) {
     /* Narrow C (n <= 2 NR: at most two column slivers): each element of A feeds at most two
      * micro-tiles, so packing A costs about as much as it saves (17% of the time for n = 20).
      * The AVX2 kernels then read A in place; their edge versions touch only the live rows, so
@@ -516,7 +496,6 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
     int direct_a = MG_GEMM_SIMD && n <= 2 * NR;
     int64_t sp = direct_a ? (ta ? lda : 1) : 0, sr = ta ? 1 : lda;
     int dbl = nth > 1; /* double-buffered shared blocks */
-    int priv_b = nth > 1 && split_m && direct_a; /* each thread packs all of B for itself */
     int64_t bpanel = 0, ablock = 0;
     for (int64_t jc = 0; jc < n; jc += NC) {
         int64_t nc = n - jc < NC ? n - jc : NC;
@@ -644,8 +623,10 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     size_t asz = (size_t)SFX(gemm_round_up)(mcb * kcb, 64 / sizeof(T));
     /* with threads, two copies of the shared B panel and (jr split) of the shared A block, see
      * gemm_thread */
-    int nbbuf = nt > 1 ? 2 : 1;
-    if (split_m && MG_GEMM_SIMD && n <= 2 * NR && nt > 2) nbbuf = nt; /* private B, see priv_b */
+    /* narrow C (A read in place) in the row split: each thread packs all of B for itself, one
+     * copy per thread (see gemm_thread) */
+    int priv_b = nt > 1 && split_m && MG_GEMM_SIMD && n <= 2 * NR;
+    int nbbuf = priv_b ? nt : nt > 1 ? 2 : 1;
     int nabuf = split_m ? nt : nt > 1 ? 2 : 1;
     T *buf = (T *)mg_gemm_alloc((bsz * (size_t)nbbuf + asz * (size_t)nabuf) * sizeof(T));
     if (!buf) {
@@ -658,13 +639,13 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     if (nt == 1) {
         /* no parallel region at all: even a 1-thread team costs ~1 us to set up */
         SFX(gemm_thread)(0, 1, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb,
-                         mblocks, bbuf, bsz, abuf0, asz);
+                         mblocks, 0, bbuf, bsz, abuf0, asz);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
         SFX(gemm_thread)(omp_get_thread_num(), omp_get_num_threads(), split_m, ta, tb, m, n, k,
-                         alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb, mblocks, bbuf, bsz, abuf0,
-                         asz);
+                         alpha, a, lda, b, ldb, beta, c, ldc, kcb, mcb, mblocks, priv_b, bbuf,
+                         bsz, abuf0, asz);
 #endif
     }
     mg_gemm_free(buf);

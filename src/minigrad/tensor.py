@@ -315,8 +315,7 @@ class Tensor:
 
     # ---- shape ----
     def reshape(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
+        shape = _dims(shape)
         try:
             return _OPS.Reshape.apply(self, shape=tuple(int(n) for n in shape))
         except (ValueError, TypeError) as exc:
@@ -329,28 +328,27 @@ class Tensor:
 
     def transpose(self, *axes: int) -> Tensor:
         """Reverse the dims (no args), swap two dims (two args, as PyTorch), or permute all dims."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
+        axes = _dims(axes)
         n = self.ndim
         if not axes:
             perm = tuple(reversed(range(n)))
         elif len(axes) == 2:
-            i, j = (_axes((a,), n, "transpose")[0] for a in axes)
+            i, j = (_axes((a,), n, "transpose", sort=False)[0] for a in axes)
             swapped = list(range(n))
             swapped[i], swapped[j] = swapped[j], swapped[i]
             perm = tuple(swapped)
         elif len(axes) == n:
-            perm = _axes(axes, n, "transpose")
+            perm = _axes(axes, n, "transpose", sort=False)
         else:
             raise ValueError(f"transpose: give no dims, two dims to swap, or all {n} dims, got {axes}")
         return _OPS.Transpose.apply(self, perm=perm)
 
     def permute(self, *dims: int) -> Tensor:
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        dims = _dims(dims)
         if len(dims) != self.ndim:
             raise ValueError(f"permute: give all {self.ndim} dims, got {dims}")
         # not self.transpose(dims): for 2-D, transpose reads two dims as a swap, so (0, 1) would flip
-        return _OPS.Transpose.apply(self, perm=_axes(dims, self.ndim, "transpose"))
+        return _OPS.Transpose.apply(self, perm=_axes(dims, self.ndim, "permute", sort=False))
 
     @property
     def T(self) -> Tensor:
@@ -358,9 +356,8 @@ class Tensor:
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         shape = tuple(int(s) for s in shape)
-        try:
-            np.broadcast_shapes(self.shape, shape)
-            if len(shape) < self.ndim or np.broadcast_shapes(self.shape, shape) != shape:
+        try:  # broadcasting must give `shape` itself (the result has at least self.ndim dims)
+            if np.broadcast_shapes(self.shape, shape) != shape:
                 raise ValueError
         except ValueError:
             raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
@@ -394,8 +391,14 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     raise TypeError(f"cannot combine a Tensor with {type(value).__name__}")
 
 
-def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
-    """Normalize an axis argument (None, int, or tuple of ints) to sorted positive axes."""
+def _dims(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """f(2, 3) and f((2, 3)) alike: the dims or axes a variadic call was given."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def _axes(axis: Any, ndim: int, what: str, sort: bool = True) -> tuple[int, ...]:
+    """Normalize an axis argument (None, int, or tuple of ints) to positive axes, sorted unless
+    sort is False (a permutation keeps its order)."""
     if axis is None:
         return tuple(range(ndim))
     try:
@@ -411,7 +414,7 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: repeated axis in {axis!r}")
-    return tuple(sorted(out)) if what != "transpose" else tuple(out)
+    return tuple(sorted(out)) if sort else tuple(out)
 
 
 def _index_key(key: Any) -> Any:
@@ -446,18 +449,18 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str 
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _dims(shape)
     return Tensor(np.zeros(shape, dtype=dtype or _default_dtype), requires_grad=requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _dims(shape)
     return Tensor(np.ones(shape, dtype=dtype or _default_dtype), requires_grad=requires_grad)
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False,
           generator: np.random.Generator | None = None) -> Tensor:  # fmt: skip
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _dims(shape)
     dt = _float_dtype(dtype or _default_dtype, "randn")
     data = (generator or _rng).standard_normal(shape, dtype=dt)
     return Tensor(data, requires_grad=requires_grad)
@@ -465,7 +468,7 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False,
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False,
          generator: np.random.Generator | None = None) -> Tensor:  # fmt: skip
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _dims(shape)
     dt = _float_dtype(dtype or _default_dtype, "rand")
     return Tensor((generator or _rng).random(shape, dtype=dt), requires_grad=requires_grad)
 
