@@ -9,9 +9,7 @@ from pathlib import Path
 
 import minigrad as mg
 
-from .train import REPARAMETERIZATION_NODES
-
-CLUSTER = {"reparameterization: z = mu + sigma * eps": REPARAMETERIZATION_NODES}
+from .train import REPARAMETERIZATION_CLUSTER
 
 
 class GraphvizMissing(Exception):
@@ -60,7 +58,7 @@ def render(path: Path | str, out: Path | str | None = None) -> Path:
                               "(e.g. `apt-get install graphviz`, `brew install graphviz`) to render dumps, "
                               "or use `dump show` for the text form")  # fmt: skip
     if path.suffix.lower() == ".json":
-        source = mg.graph.render_dot(load(path), cluster=CLUSTER)
+        source = mg.graph.render_dot(load(path), cluster=REPARAMETERIZATION_CLUSTER)
     else:
         try:
             source = path.read_text(encoding="utf-8")

@@ -31,7 +31,7 @@ from . import checkpoint, data
 from .loss import importance_sampled_nll
 from .model import VAE, positive_int
 from .progress import Progress
-from .train import Config, build_model, evaluate_elbo, load_dataset
+from .train import Config, build_model, evaluate_elbo, load_dataset, saved_config
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -43,11 +43,7 @@ def load_model(path: Path | str) -> tuple[VAE, Config, dict[str, Any]]:
     saved config or weights do not describe a VAE this code can build."""
     state = checkpoint.load(path)
     meta = state["meta"]
-    try:
-        config = Config(**meta["config"])
-        config.validate()
-    except (KeyError, TypeError, ValueError) as exc:
-        raise checkpoint.CheckpointError(f"{path}: the saved training config is unusable: {exc}") from None
+    config = saved_config(state, path)
     weights = state["model"]
     if "encoder.hidden.weight" not in weights or weights["encoder.hidden.weight"].ndim != 2:
         raise checkpoint.CheckpointError(f"{path}: no encoder.hidden.weight matrix; not a VAE checkpoint")

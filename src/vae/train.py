@@ -20,6 +20,8 @@ from .model import SAMPLERS, VAE, positive_int
 from .progress import Progress
 
 REPARAMETERIZATION_NODES = ["mu", "logvar", "half_logvar", "sigma", "eps", "sigma*eps", "z"]
+# how graph dumps (train --dump-graph, dump render) box the sampling step
+REPARAMETERIZATION_CLUSTER = {"reparameterization: z = mu + sigma * eps": REPARAMETERIZATION_NODES}
 
 
 @dataclasses.dataclass
@@ -95,6 +97,17 @@ def _format_seconds(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def saved_config(state: dict[str, Any], path: Path | str) -> Config:
+    """The validated training Config stored in a loaded checkpoint; CheckpointError naming the
+    file when it is missing or invalid."""
+    try:
+        config = Config(**state["meta"]["config"])
+        config.validate()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise checkpoint.CheckpointError(f"{path}: the saved training settings are invalid: {exc}") from None
+    return config
+
+
 def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
           dump_graph: str | None = None, log: Callable[[str], None] = print,
           progress: bool = True) -> dict[str, Any]:  # fmt: skip
@@ -103,12 +116,8 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {out} exists and is not a folder; pick another --out")
     state = checkpoint.load(resume) if resume else None
-    if state is not None:
-        try:
-            saved = Config(**state["meta"]["config"])
-            saved.validate()
-        except (TypeError, ValueError) as exc:
-            raise checkpoint.CheckpointError(f"{resume}: the saved training settings are invalid: {exc}") from None
+    if resume and state is not None:
+        saved = saved_config(state, resume)
         # the run continues with the saved config; only the epoch budget may grow
         saved.epochs = max(config.epochs, saved.epochs)
         log(f"resuming {resume} with its saved settings: {dataclasses.asdict(saved)}")
@@ -202,5 +211,5 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
 
 def _dump(loss: mg.Tensor, prefix: Path, step: int, log: Callable[[str], None]) -> None:
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    written = mg.graph.save(loss, prefix, cluster={"reparameterization: z = mu + sigma * eps": REPARAMETERIZATION_NODES})
+    written = mg.graph.save(loss, prefix, cluster=REPARAMETERIZATION_CLUSTER)
     log(f"step {step}: graph written to {', '.join(str(p) for p in written)}")

@@ -81,3 +81,10 @@ def _clean_global_state():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["c", "numpy"])
+def backend(request):
+    """Run the test once on each backend."""
+    with minigrad.backend.use(request.param):
+        yield request.param

@@ -54,6 +54,30 @@ def test_checkpoint_is_written_atomically(straight):
     assert state["meta"]["epoch"] == 2 and state["meta"]["config"]["hidden_dim"] == 8
 
 
+def test_a_failed_save_keeps_the_previous_checkpoint(straight, tmp_path, monkeypatch):
+    """Interrupted while writing (here: the archive writer raises half-way), a save leaves the
+    old checkpoint whole and no temporary file behind."""
+    out, _ = straight
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes((out / "checkpoint.npz").read_bytes())
+    before = checkpoint.load(path)
+
+    def savez_then_fail(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.np, "savez", savez_then_fail)
+    meta = {k: v for k, v in before["meta"].items() if k not in ("format", "version")}
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, before["model"], before["optimizer"], meta)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+    after = checkpoint.load(path)
+    assert after["meta"] == before["meta"]
+    for k, v in before["model"].items():
+        np.testing.assert_array_equal(after["model"][k], v)
+
+
 def test_corrupt_checkpoint_names_the_file(straight, tmp_path):
     out, _ = straight
     blob = (out / "checkpoint.npz").read_bytes()
