@@ -29,6 +29,7 @@ REGISTRY: dict[str, type[Function]] = {}
 """Every op by name. The test suite requires a forward and a gradcheck case for each entry."""
 
 _node_ids = itertools.count(1)
+_new_object = object.__new__
 
 
 class _Flags:
@@ -84,16 +85,16 @@ def _describe(t: Tensor) -> str:
     return f"{t.name or 'unnamed'} (node {t.id}, shape {t.shape})"
 
 
-def _check_finite(what: str, fn: Function, array: np.ndarray) -> None:
+def _check_finite(what: str, op: str, inputs: tuple[Tensor, ...], array: np.ndarray) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        shapes = ", ".join(str(t.shape) for t in fn.inputs)
+        shapes = ", ".join(str(t.shape) for t in inputs)
         nonfinite_in = [
-            _describe(t) for t in fn.inputs if t.data.dtype.kind == "f" and not np.isfinite(t.data).all()
+            _describe(t) for t in inputs if t.data.dtype.kind == "f" and not np.isfinite(t.data).all()
         ]
         hint = f"; non-finite inputs: {', '.join(nonfinite_in)}" if nonfinite_in else ""
         raise AnomalyError(
-            f"{what} of op '{fn.op}' produced {bad} NaN/Inf value(s); input shapes: {shapes}{hint}"
+            f"{what} of op '{op}' produced {bad} NaN/Inf value(s); input shapes: {shapes}{hint}"
         )
 
 
@@ -101,12 +102,11 @@ class Function:
     """Base class of every op; also the graph node (``ctx``) that backward walks."""
 
     op: ClassVar[str] = "function"
-    __slots__ = ("inputs", "saved", "needs_input_grad", "params", "freed")
+    __slots__ = ("inputs", "saved", "needs_input_grad", "params")
     inputs: tuple[Tensor, ...]
-    saved: tuple[Any, ...]
+    saved: tuple[Any, ...] | None  # None once backward has freed it
     needs_input_grad: list[bool] | tuple[()]
     params: dict[str, Any]
-    freed: bool
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -131,8 +131,9 @@ class Function:
         arrays = []
         needs = []
         first = None
+        tensor = _TENSOR
         for t in inputs:
-            if t.__class__ is not _TENSOR and not isinstance(t, _TENSOR):  # exact class: cheaper
+            if t.__class__ is not tensor and not isinstance(t, tensor):  # exact class: cheaper
                 raise TypeError(
                     f"{cls.op}: expected Tensor inputs, got {type(t).__name__}; wrap arrays with "
                     "minigrad.Tensor(...)"
@@ -147,17 +148,31 @@ class Function:
                 )
             arrays.append(data)
             needs.append(t.requires_grad)
-        ctx = cls.__new__(cls)
-        ctx.inputs = inputs
-        ctx.saved = ()
-        ctx.params = params
-        ctx.freed = False
-        record = True in needs and FLAGS.grad_enabled
-        ctx.needs_input_grad = needs if record else ()
-        out = cls.forward(ctx, *arrays, **params)
+        if True in needs and FLAGS.grad_enabled:
+            ctx = _new_object(cls)
+            ctx.inputs = inputs
+            ctx.saved = ()
+            ctx.params = params
+            ctx.needs_input_grad = needs
+        else:  # nothing to record: forward saves into a node that keeps nothing
+            ctx = _UNRECORDED
+        out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
         if FLAGS.anomaly:
-            _check_finite("forward", ctx, out)
-        return _wrap(out, ctx if record else None)
+            _check_finite("forward", cls.op, inputs, out)
+        return _wrap(out, None if ctx is _UNRECORDED else ctx)
+
+
+class _Unrecorded(Function):
+    """The ctx that forward gets when no graph is recorded: save_for_backward keeps nothing."""
+
+    __slots__ = ()
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        pass
+
+
+_UNRECORDED = _Unrecorded()
+_UNRECORDED.inputs, _UNRECORDED.saved, _UNRECORDED.params, _UNRECORDED.needs_input_grad = (), (), {}, ()
 
 
 def _wrap(data: np.ndarray, ctx: Function | None) -> Tensor:
@@ -230,7 +245,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             continue
         if retain_all or node._retains_grad:
             node.grad = _wrap(np.ascontiguousarray(g).reshape(g.shape), None)
-        if fn.freed:
+        if fn.saved is None:
             raise RuntimeError(
                 f"backward through op '{fn.op}' a second time: its saved values were freed by "
                 "the first backward. Pass retain_graph=True to the first backward() to call it "
@@ -244,7 +259,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             if pg is None or not parent.requires_grad:
                 continue
             if anomaly:
-                _check_finite("backward", fn, pg)
+                _check_finite("backward", fn.op, fn.inputs, pg)
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape)
             previous = grads.get(parent.id)
@@ -257,8 +272,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 owned.add(parent.id)
             handed_out.add(id(pg))
         if not retain_graph:
-            fn.saved = ()
-            fn.freed = True
+            fn.saved = None
 
 
 next_id = _node_ids.__next__  # stable, increasing node ids

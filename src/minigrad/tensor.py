@@ -222,25 +222,33 @@ class Tensor:
 
     # ---- operators ----
     def __add__(self, other: Any) -> Tensor:
-        return _OPS.Add.apply(self, _lift(other, self))
+        if other.__class__ is not Tensor:  # the exact-class test first: cheaper than a call
+            other = _lift(other, self)
+        return _OPS.Add.apply(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
         return _OPS.Add.apply(_lift(other, self), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _OPS.Sub.apply(self, _lift(other, self))
+        if other.__class__ is not Tensor:  # the exact-class test first: cheaper than a call
+            other = _lift(other, self)
+        return _OPS.Sub.apply(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
         return _OPS.Sub.apply(_lift(other, self), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _OPS.Mul.apply(self, _lift(other, self))
+        if other.__class__ is not Tensor:  # the exact-class test first: cheaper than a call
+            other = _lift(other, self)
+        return _OPS.Mul.apply(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
         return _OPS.Mul.apply(_lift(other, self), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _OPS.Div.apply(self, _lift(other, self))
+        if other.__class__ is not Tensor:  # the exact-class test first: cheaper than a call
+            other = _lift(other, self)
+        return _OPS.Div.apply(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
         return _OPS.Div.apply(_lift(other, self), self)
@@ -377,7 +385,10 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     """Make the other operand of a binary op a Tensor: Python numbers take `like`'s dtype."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+    kind = value.__class__
+    if kind is float or kind is int or (
+        isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    ):
         key = (value, math.copysign(1.0, value), like.data.dtype)  # -0.0 and 0.0 stay apart
         array = _SCALARS.get(key)
         if array is None:  # 0-d constants are cached: loops reuse the same few (0.5, 1, batch size)

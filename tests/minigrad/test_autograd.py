@@ -135,6 +135,24 @@ def test_no_grad_records_nothing_and_restores_the_mode():
         y.sum().backward()
 
 
+def test_an_op_that_records_nothing_keeps_nothing_alive():
+    # ops on tensors that need no grad (or under no_grad) save into a shared node that keeps
+    # nothing: the arrays they read must be freed with their tensors
+    import gc
+    import weakref
+
+    for make in (lambda: mg.Tensor(np.ones(3)), lambda: leaf([1.0, 2.0, 3.0])):
+        x = make()
+        with mg.no_grad():
+            y = x * x  # Mul saves both operands when it records
+            y = y / x  # Div saves its divisor and its output
+        ref = weakref.ref(x.data)
+        del x
+        gc.collect()
+        assert ref() is None
+        assert y.is_leaf and not y.requires_grad
+
+
 def test_no_grad_restores_the_mode_after_an_exception():
     with pytest.raises(ValueError), mg.no_grad():
         raise ValueError

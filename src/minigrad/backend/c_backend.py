@@ -73,7 +73,8 @@ def _ptr(a: np.ndarray):
 
 # the per-call fast paths look their (unary, binary) flat kernels up by dtype alone; the kernels
 # take untyped pointers, so _FLAT holding a dtype is what admits an array to them
-_FLAT = {dt: (_kernel("mg_unary_flat", dt), _kernel("mg_binary_flat", dt)) for dt in _SUFFIX}
+_FLAT_UNARY = {dt: _kernel("mg_unary_flat", dt) for dt in _SUFFIX}
+_FLAT_BINARY = {dt: _kernel("mg_binary_flat", dt) for dt in _SUFFIX}
 _from_buffer = ffi.from_buffer
 _empty = np.empty
 
@@ -136,14 +137,14 @@ _ONE = ffi.new("int64_t[]", [1])  # a unit stride, shared by all calls (C only r
 
 def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
     out = _empty(x.shape, x.dtype)
-    flat = _FLAT.get(x.dtype)
+    flat = _FLAT_UNARY.get(x.dtype)
     if flat is not None:  # the common case: one flat loop, no shape arrays
         try:
             px = _from_buffer(x)  # ValueError unless x is C-contiguous
         except ValueError:
             pass
         else:
-            flat[0](_UNARY[op], x.size, px, _from_buffer(out), p, q)
+            flat(_UNARY[op], x.size, px, _from_buffer(out), p, q)
             return out
     kernel = _kernel("mg_unary", x.dtype)  # raises for anything but float32/float64
     x = _usable(x)
@@ -158,24 +159,26 @@ def unary(op: str, x: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
 
 def binary(op: str, a: np.ndarray, b: np.ndarray, p: float = 0.0, q: float = 0.0) -> np.ndarray:
     dtype = a.dtype
-    flat = _FLAT.get(dtype)
+    flat = _FLAT_BINARY.get(dtype)
     if flat is not None and b.dtype is dtype:
         # same shape, or one side a single value: one flat loop, no shape/stride arrays
-        shape: tuple[int, ...] | None = a.shape
-        if shape == b.shape or (b.size == 1 and b.ndim <= a.ndim):
-            as_, bs = 1, (1 if b.size != 1 or a.size == 1 else 0)
+        shape = a.shape
+        if shape == b.shape:
+            as_ = bs = 1
+        elif b.size == 1 and b.ndim <= a.ndim:
+            as_, bs = 1, (1 if a.size == 1 else 0)
         elif a.size == 1 and a.ndim <= b.ndim:
             shape, as_, bs = b.shape, 0, 1
         else:
-            shape = None
-        if shape is not None:
+            as_ = -1
+        if as_ >= 0:
             try:  # from_buffer raises ValueError unless the array is C-contiguous
                 pa, pb = _from_buffer(a), _from_buffer(b)
             except ValueError:
                 pass
             else:
                 out = _empty(shape, dtype)
-                flat[1](_BINARY[op], out.size, pa, as_, pb, bs, _from_buffer(out), p, q)
+                flat(_BINARY[op], out.size, pa, as_, pb, bs, _from_buffer(out), p, q)
                 return out
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: operands must share a dtype, got {a.dtype} and {b.dtype}")
