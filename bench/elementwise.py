@@ -59,13 +59,13 @@ def adam_case():
     vs = [np.zeros(n, np.float32) for n in sizes]
     n_total = sum(sizes)
 
+    steps = [5] * len(sizes)
+
     def ours():
-        for p_, g_, m_, v_ in zip(ps, gs, ms, vs):
-            C.adam_step(p_, g_, m_, v_, 1e-3, 0.9, 0.999, 1e-8, 0.0, 5)
+        C.adam_step(ps, gs, ms, vs, steps, 1e-3, 0.9, 0.999, 1e-8, 0.0)
 
     def ref():
-        for p_, g_, m_, v_ in zip(ps, gs, ms, vs):
-            N.adam_step(p_, g_, m_, v_, 1e-3, 0.9, 0.999, 1e-8, 0.0, 5)
+        N.adam_step(ps, gs, ms, vs, steps, 1e-3, 0.9, 0.999, 1e-8, 0.0)
 
     torch_fn = None
     if torch is not None:

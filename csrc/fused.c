@@ -1,6 +1,9 @@
 /* Fused NN kernels and optimizer updates (see fused_impl.h). */
 #include "minigrad.h"
 #include "typedefs.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define T float
 #define SFX(name) name##_f32

@@ -115,14 +115,18 @@ void mg_gaussian_kl_bwd_f32(int64_t m, int64_t n, const float *mu, const float *
 void mg_gaussian_kl_bwd_f64(int64_t m, int64_t n, const double *mu, const double *logvar,
                             const double *g, int64_t gs, double *dmu, double *dlogvar);
 
-/* ---- optimizers, in place over n contiguous elements ---- */
-/* Adam (Kingma & Ba) with PyTorch's conventions; step counts from 1; weight_decay is L2 (added to g) */
-void mg_adam_f32(int64_t n, float *p, const float *g, float *m, float *v, double lr, double beta1,
-                 double beta2, double eps, double weight_decay, int64_t step);
-void mg_adam_f64(int64_t n, double *p, const double *g, double *m, double *v, double lr,
-                 double beta1, double beta2, double eps, double weight_decay, int64_t step);
-/* SGD with momentum as PyTorch: buf = momentum * buf + (1 - dampening) * g (buf = g on the first
- * step), g' = g + momentum * buf if nesterov else buf; p -= lr * g' */
+/* ---- optimizers, in place over contiguous buffers ---- */
+/* Adam (Kingma & Ba) with PyTorch's conventions, over `count` tensors in one pass: tensor t has
+ * sizes[t] elements at p[t], g[t], m[t], v[t] and its own step count steps[t] (from 1);
+ * weight_decay is L2 (added to g). With threads, each takes an equal share of all elements. */
+void mg_adam_f32(int64_t count, const int64_t *sizes, const int64_t *steps, float *const *p,
+                 const float *const *g, float *const *m, float *const *v, double lr, double beta1,
+                 double beta2, double eps, double weight_decay);
+void mg_adam_f64(int64_t count, const int64_t *sizes, const int64_t *steps, double *const *p,
+                 const double *const *g, double *const *m, double *const *v, double lr,
+                 double beta1, double beta2, double eps, double weight_decay);
+/* SGD with momentum as PyTorch, one tensor of n elements: buf = momentum * buf + (1 - dampening)
+ * * g (buf = g on the first step), g' = g + momentum * buf if nesterov else buf; p -= lr * g' */
 void mg_sgd_f32(int64_t n, float *p, const float *g, float *buf, double lr, double momentum,
                 double dampening, double weight_decay, int nesterov, int first_step);
 void mg_sgd_f64(int64_t n, double *p, const double *g, double *buf, double lr, double momentum,

@@ -1,4 +1,5 @@
-"""Optimizers: SGD (with momentum) and Adam, each update one fused C pass per parameter."""
+"""Optimizers: SGD (with momentum), one fused C pass per parameter, and Adam, one fused C pass
+over all parameters."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not isinstance(p, Parameter):
                 raise TypeError(f"{type(self).__name__}: item {i} is a {type(p).__name__}, not a Parameter")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears more than once in the list")
         if not defaults.get("lr", 0) > 0:  # also refuses NaN
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {defaults.get('lr')}")
         self.defaults = defaults
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
+        self._backend_cache: dict[str, Any] = {}  # what the backend keeps between steps
 
     def _check_grads(self) -> None:
         """Every gradient must match its parameter: checked for all before any is updated."""
@@ -118,12 +122,15 @@ class Adam(Optimizer):
         self._check_grads()
         d = self.defaults
         b1, b2 = d["betas"]
-        be = backend.current()
-        for p, s in zip(self.params, self.state):
-            if p.grad is None:
-                continue
+        live = [(p.data, p.grad.data, s) for p, s in zip(self.params, self.state) if p.grad is not None]
+        for data, _, s in live:
             if not s:
-                s.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+                s.update(step=0, exp_avg=np.zeros_like(data), exp_avg_sq=np.zeros_like(data))
+        # every parameter in one backend call; the step counts advance once it has succeeded
+        backend.current().adam_step(
+            [e[0] for e in live], [e[1] for e in live], [s["exp_avg"] for *_, s in live],
+            [s["exp_avg_sq"] for *_, s in live], [s["step"] + 1 for *_, s in live],
+            d["lr"], b1, b2, d["eps"], d["weight_decay"], cache=self._backend_cache,
+        )  # fmt: skip
+        for *_, s in live:
             s["step"] += 1
-            be.adam_step(p.data, p.grad.data, s["exp_avg"], s["exp_avg_sq"], d["lr"], b1, b2,
-                         d["eps"], d["weight_decay"], s["step"])  # fmt: skip

@@ -335,16 +335,32 @@ def test_gaussian_kl_kernels(dtype, data):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_adam_step_matches_reference_over_several_steps(weight_decay, dtype, rng):
-    p0 = rng.standard_normal(37).astype(dtype)
-    states = {name: [p0.copy(), np.zeros_like(p0), np.zeros_like(p0)] for name in ("c", "ref")}
+    # several tensors in one call, each with its own step count (a parameter whose grad was None
+    # on some steps is behind), one of them large enough that threads split the elements
+    # across tensor boundaries
+    sizes = [37, 1, 40_000, 3 * 5]
+    p0 = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    states = {name: [[p.copy() for p in p0], [np.zeros_like(p) for p in p0],
+                     [np.zeros_like(p) for p in p0]] for name in ("c", "ref")}  # fmt: skip
     for step in range(1, 6):
-        g = rng.standard_normal(37).astype(dtype)
+        grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
+        steps = [step, step + 3, step, 1]
         for name, backend in (("c", c), ("ref", ref)):
-            p, m, v = states[name]
-            backend.adam_step(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8, weight_decay, step)
+            ps, ms, vs = states[name]
+            backend.adam_step(ps, grads, ms, vs, steps, 1e-2, 0.9, 0.999, 1e-8, weight_decay)
         for i, what in enumerate(("param", "exp_avg", "exp_avg_sq")):
-            assert_same(states["c"][i], states["ref"][i], dtype, f"adam {what} after step {step}")
-    assert not np.array_equal(states["c"][0], p0)
+            for t in range(len(sizes)):
+                assert_same(states["c"][i][t], states["ref"][i][t], dtype, f"adam {what} {t} after step {step}")
+    assert not any(np.array_equal(p, q) for p, q in zip(states["c"][0], p0))
+
+
+def test_adam_step_checks_every_tensor_before_updating_any():
+    ps = [np.zeros(4, np.float32), np.zeros(3, np.float32)]
+    state = [np.zeros(4, np.float32), np.zeros(3, np.float32)]
+    with pytest.raises(ValueError, match=r"gradient has shape \(2,\)"):
+        c.adam_step(ps, [np.ones(4, np.float32), np.ones(2, np.float32)], state, state, [1, 1],
+                    0.1, 0.9, 0.999, 1e-8, 0.0)  # fmt: skip
+    assert not ps[0].any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

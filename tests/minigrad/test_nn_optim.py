@@ -305,6 +305,28 @@ def test_optimizers_keep_the_parameter_dtype_and_skip_params_without_grad(dtype)
         a.data[...] = 1.0
 
 
+def test_adam_follows_a_replaced_data_array_and_state():
+    # the C backend keeps checked pointers between steps: they must follow new arrays
+    p = nn.Parameter(np.ones(3))
+    opt = Adam([p], lr=0.1)
+    p.grad = mg.Tensor(np.ones(3))
+    opt.step()
+    old = p.data
+    p.data = np.full(3, 5.0)
+    opt.step()
+    np.testing.assert_allclose(old, 0.9)  # untouched by the second step
+    np.testing.assert_allclose(p.data, 4.9)
+    opt.load_state_dict(opt.state_dict())  # new state arrays, same values
+    opt.step()
+    np.testing.assert_allclose(p.data, 4.8)
+    np.testing.assert_allclose(opt.state[0]["exp_avg"], 1 - 0.9**3)
+    # resized in place (numpy may move the buffer): the step refuses it instead of writing
+    # through the old pointer
+    p.data.resize(300, refcheck=False)
+    with pytest.raises(ValueError, match="shape"):
+        opt.step()
+
+
 def test_training_a_tiny_regression_converges():
     rng = np.random.default_rng(0)
     x = mg.Tensor(rng.standard_normal((64, 3)))
@@ -369,6 +391,8 @@ def test_optimizer_arguments_are_checked():
     p = nn.Parameter([1.0])
     with pytest.raises(ValueError, match="empty parameter list"):
         SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="more than once"):
+        Adam([p, nn.Parameter([2.0]), p])
     with pytest.raises(TypeError, match="not a Parameter"):
         SGD([mg.Tensor([1.0], requires_grad=True)], lr=0.1)
     with pytest.raises(ValueError, match="learning rate"):

@@ -345,13 +345,10 @@ def gaussian_kl_backward(
     return dmu, dlv
 
 
-def _optimizer_buffers(p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> list:
-    """Check what the update kernels assume -- every buffer has p's shape and dtype, and p and
-    the state are contiguous, aligned and writable -- and return pointers to p, g (made
-    contiguous if need be) and each state array, in that order."""
+def _state_buffers(p: np.ndarray, *state: np.ndarray) -> list:
+    """Check what the update kernels assume of a parameter and its state -- every buffer has p's
+    shape and dtype and is contiguous, aligned and writable -- and return pointers to each."""
     shape, dtype = p.shape, p.dtype
-    if g.shape != shape:
-        raise ValueError(f"gradient has shape {g.shape}, the parameter has shape {shape}")
     for a in state:
         if a.shape != shape:
             raise ValueError(f"optimizer state has shape {a.shape}, the parameter has shape {shape}")
@@ -359,20 +356,63 @@ def _optimizer_buffers(p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> list
         if a.dtype != dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writeable
             raise ValueError("parameters and optimizer state must be contiguous, writable arrays of one dtype")
     buf = _BUFFER[dtype]  # all checked contiguous: from_buffer directly
-    return [ffi.from_buffer(buf, p), ffi.from_buffer(buf, np.ascontiguousarray(g, dtype=dtype))] + [
-        ffi.from_buffer(buf, a) for a in state
-    ]
+    return [ffi.from_buffer(buf, a) for a in (p, *state)]
 
 
-def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step) -> None:
-    kernel = _kernel("mg_adam", p.dtype)  # refuses a dtype without kernels first
-    pp, pg, pm, pv = _optimizer_buffers(p, g, m, v)
-    kernel(p.size, pp, pg, pm, pv, lr, beta1, beta2, eps, weight_decay, step)
+def _grad_buffer(p: np.ndarray, g: np.ndarray):
+    """Pointer to g (made contiguous if need be) after checking it matches its parameter."""
+    if g.shape != p.shape or g.dtype != p.dtype:
+        raise ValueError(f"gradient has shape {g.shape} {g.dtype}, the parameter has shape {p.shape} {p.dtype}")
+    return ffi.from_buffer(_BUFFER[p.dtype], np.ascontiguousarray(g))
+
+
+def _adam_plan(params, exp_avgs, exp_avg_sqs) -> list:
+    """Per dtype: (indices, sizes, pointers to params, exp_avgs, exp_avg_sqs), checked once."""
+    groups: dict[np.dtype, list] = {}
+    for i, (p, m, v) in enumerate(zip(params, exp_avgs, exp_avg_sqs)):
+        _kernel("mg_adam", p.dtype)  # refuses a dtype without kernels before anything is updated
+        pp, pm, pv = _state_buffers(p, m, v)
+        groups.setdefault(p.dtype, []).append((i, p.size, pp, pm, pv))
+    return [
+        (dtype, [e[0] for e in group], ffi.new("int64_t[]", [e[1] for e in group]),
+         *(ffi.new(_POINTERS[dtype], [e[c] for e in group]) for c in (2, 3, 4)))
+        for dtype, group in groups.items()
+    ]  # fmt: skip
+
+
+_POINTERS: dict[np.dtype, str] = {np.dtype(np.float32): "float *[]", np.dtype(np.float64): "double *[]"}
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
+              cache: dict | None = None) -> None:  # fmt: skip
+    """One Adam update of every parameter (lists of arrays; steps: each one's step count, from
+    1), in one C call per dtype: one pass, split over threads by element.
+
+    `cache`, a dict the caller keeps (the optimizer does), holds the checked pointers to the
+    parameters and their state between calls; they are reused while the very same arrays come
+    back with the sizes they had (``resize(refcheck=False)`` can move even an exported buffer)."""
+    arrays = (params, exp_avgs, exp_avg_sqs)
+    plan = cache.get("plan") if cache is not None else None
+    if plan is None or cache is None or not all(
+        len(new) == len(old) and all(a is b and a.size == n for a, (b, n) in zip(new, old))
+        for new, old in zip(arrays, cache["arrays"])  # a plan is only ever cached with its arrays
+    ):
+        plan = _adam_plan(*arrays)
+        if cache is not None:
+            cache.update(plan=plan, arrays=tuple([(a, a.size) for a in x] for x in arrays))
+    # every gradient checked before anything is updated
+    gptrs = [[_grad_buffer(params[i], grads[i]) for i in index] for _, index, *_ in plan]
+    for (dtype, index, sizes, pp, pm, pv), ptrs in zip(plan, gptrs):
+        _kernel("mg_adam", dtype)(
+            len(index), sizes, ffi.new("int64_t[]", [steps[i] for i in index]), pp,
+            ffi.new(_POINTERS[dtype], ptrs), pm, pv, lr, beta1, beta2, eps, weight_decay,
+        )  # fmt: skip
 
 
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
     kernel = _kernel("mg_sgd", p.dtype)
-    pp, pg, pb = _optimizer_buffers(p, g, buf)
+    pg = _grad_buffer(p, g)
+    pp, pb = _state_buffers(p, buf)
     kernel(p.size, pp, pg, pb, lr, momentum, dampening, weight_decay, int(nesterov), int(first_step))
 
 

@@ -170,17 +170,20 @@ def gaussian_kl_backward(
     return _out(g * mu, mu.dtype), _out(g * 0.5 * (np.exp(logvar) - 1), mu.dtype)
 
 
-def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step) -> None:
-    """One Adam update in place; PyTorch's formulation (L2 weight decay added to g)."""
-    t = p.dtype.type
-    g = g + t(weight_decay) * p
-    m *= t(beta1)
-    m += t(1 - beta1) * g
-    v *= t(beta2)
-    v += t(1 - beta2) * g * g
-    bc1 = 1 - beta1**step
-    bc2 = 1 - beta2**step
-    p -= t(lr / bc1) * m / (np.sqrt(v) * t(1 / np.sqrt(bc2)) + t(eps))
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
+              cache: dict | None = None) -> None:  # fmt: skip
+    """One Adam update of every parameter in place; PyTorch's formulation (L2 weight decay added
+    to g). `cache` is unused here (the C backend keeps checked pointers in it)."""
+    for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        t = p.dtype.type
+        g = g + t(weight_decay) * p
+        m *= t(beta1)
+        m += t(1 - beta1) * g
+        v *= t(beta2)
+        v += t(1 - beta2) * g * g
+        bc1 = 1 - beta1**step
+        bc2 = 1 - beta2**step
+        p -= t(lr / bc1) * m / (np.sqrt(v) * t(1 / np.sqrt(bc2)) + t(eps))
 
 
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
