@@ -167,6 +167,26 @@ void SFX(mg_gaussian_kl_bwd)(int64_t m, int64_t n, const T *mu, const T *logvar,
     }
 }
 
+/* The Linear layer in one call each way (x m x k, w n x k, y m x n, all contiguous). */
+void SFX(mg_linear)(int act, int64_t m, int64_t n, int64_t k, const T *x, const T *w,
+                    const T *bias, T *y) {
+    SFX(mg_gemm)(0, 1, m, n, k, (T)1, x, k, w, k, (T)0, y, n);
+    if (bias) {
+        SFX(mg_bias_act)(act, m, n, y, bias);
+    } else if (act != MG_ACT_NONE) {
+        MG_FOR(i, m * n, m * n >= MG_PARALLEL_MIN, { y[i] = SFX(act)(act, y[i]); });
+    }
+}
+
+void SFX(mg_linear_bwd)(int act, int64_t m, int64_t n, int64_t k, const T *g, const T *y,
+                        const T *x, const T *w, T *dpre, T *dbias, T *dx, T *dw) {
+    if (!dbias && !dx && !dw) return;
+    SFX(mg_bias_act_bwd)(act, m, n, g, y, dpre, dbias);
+    const T *d = act == MG_ACT_NONE ? g : dpre;
+    if (dx) SFX(mg_gemm)(0, 0, m, k, n, (T)1, d, n, w, k, (T)0, dx, k);  /* dpre @ w */
+    if (dw) SFX(mg_gemm)(1, 0, n, k, m, (T)1, d, n, x, k, (T)0, dw, k);  /* dpre^T @ x */
+}
+
 /* Adam over elements [lo, hi) of the concatenation of all tensors: each tensor's part with its
  * own bias corrections (its own step count). */
 static void SFX(adam_range)(int64_t lo, int64_t hi, int64_t count, const int64_t *sizes,

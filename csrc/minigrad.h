@@ -99,6 +99,21 @@ void mg_bias_act_bwd_f32(int act, int64_t m, int64_t n, const float *g, const fl
                          float *dpre, float *dbias);
 void mg_bias_act_bwd_f64(int act, int64_t m, int64_t n, const double *g, const double *y,
                          double *dpre, double *dbias);
+/* Linear layer, x m x k, w n x k (PyTorch's layout), bias n (or NULL), y m x n, all contiguous:
+ * y = act(x @ w^T + bias), one GEMM and one fused pass. */
+void mg_linear_f32(int act, int64_t m, int64_t n, int64_t k, const float *x, const float *w,
+                   const float *bias, float *y);
+void mg_linear_f64(int act, int64_t m, int64_t n, int64_t k, const double *x, const double *w,
+                   const double *bias, double *y);
+/* its backward from g = dL/dy: dpre = g * act'(y) (into dpre, unused with act none), dbias =
+ * column sums of dpre, dx = dpre @ w (m x k), dw = dpre^T @ x (n x k); NULL outputs are skipped
+ * (dpre must be given when act is not none and any output is) */
+void mg_linear_bwd_f32(int act, int64_t m, int64_t n, int64_t k, const float *g, const float *y,
+                       const float *x, const float *w, float *dpre, float *dbias, float *dx,
+                       float *dw);
+void mg_linear_bwd_f64(int act, int64_t m, int64_t n, int64_t k, const double *g,
+                       const double *y, const double *x, const double *w, double *dpre,
+                       double *dbias, double *dx, double *dw);
 /* l = max(x, 0) - x * t + log1p(exp(-|x|)). If out != NULL, writes each l; returns the sum.
  * If dsig != NULL, also writes dl/dx = sigmoid(x) - t (from the same exp), so the backward pass
  * only scales it by the incoming gradient. */

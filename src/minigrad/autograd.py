@@ -223,6 +223,22 @@ def topological_order(root: Tensor, grad_only: bool = False) -> list[Tensor]:
     return order
 
 
+def _backward_order(root: Tensor) -> list[Tensor]:
+    """The nodes that require grad and lead to root, each before its inputs. Ids count up as
+    tensors are made, so an op's output has a larger id than any of its inputs: descending id
+    order is a reverse topological order, and no depth-first bookkeeping is needed."""
+    nodes = {root.id: root}
+    stack = [root]
+    while stack:
+        fn = stack.pop()._ctx
+        if fn is not None:
+            for parent in fn.inputs:
+                if parent.requires_grad and parent.id not in nodes:
+                    nodes[parent.id] = parent
+                    stack.append(parent)
+    return [nodes[i] for i in sorted(nodes, reverse=True)]
+
+
 def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Propagate `grad` from root to every leaf that requires grad, accumulating into ``.grad``."""
     be = backend.current()
@@ -232,7 +248,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     # views, and the caller's own array are copied instead.
     owned: set[int] = set()
     anomaly, retain_all = FLAGS.anomaly, FLAGS.retain_grads  # flags do not change mid-backward
-    for node in reversed(topological_order(root, grad_only=True)):
+    for node in _backward_order(root):
         g = grads.pop(node.id, None)
         if g is None:
             continue
@@ -265,7 +281,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             previous = grads.get(parent.id)
             if previous is None:
                 grads[parent.id] = pg
-                fresh = pg is not g and pg.base is None and pg.flags.c_contiguous and id(pg) not in handed_out
+                fresh = pg is not g and pg.base is None and id(pg) not in handed_out and pg.flags.c_contiguous
                 (owned.add if fresh else owned.discard)(parent.id)
             else:
                 grads[parent.id] = be.binary("add", previous, pg)

@@ -514,7 +514,7 @@ class Stack(Function):
 # ---------------------------------------------------------------- fused NN ops
 class Linear(Function):
     """act(x W^T + b), x (..., in), W (out, in), b (out,), act in none | relu | sigmoid | tanh.
-    One GEMM and one fused bias+activation pass forward; backward:
+    One GEMM and one fused bias+activation pass forward; backward (one backend call):
     dpre = g act'(y), dx = dpre W, dW = dpre^T x, db = sum over rows of dpre"""
 
     op = "linear"
@@ -537,12 +537,13 @@ class Linear(Function):
     def backward(ctx, g):
         x2, w, y = ctx.saved
         need = ctx.needs_input_grad
-        g2 = g.reshape(y.shape)
-        b = be()
-        dpre, dbias = b.bias_act_backward(g2, y, ctx.params["act"], len(need) > 2 and need[2])
-        dx = b.matmul(dpre, w).reshape(ctx.inputs[0].shape) if need[0] else None
-        dw = b.matmul(dpre.T, x2) if need[1] else None
-        return (dx, dw, dbias) if len(need) > 2 else (dx, dw)
+        has_bias = len(need) > 2
+        dx, dw, dbias = be().linear_backward(
+            g.reshape(y.shape), x2, w, y, ctx.params["act"], need[0], need[1], has_bias and need[2]
+        )
+        if dx is not None:
+            dx = dx.reshape(ctx.inputs[0].shape)
+        return (dx, dw, dbias) if has_bias else (dx, dw)
 
 
 def _check_reduction(reduction: str) -> None:

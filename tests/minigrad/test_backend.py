@@ -230,20 +230,35 @@ def test_linear_kernel(act, bias, dtype, data, cases):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("act", ["none", "relu", "sigmoid", "tanh"])
-@pytest.mark.parametrize("need_bias", [True, False])
-@given(data=st.data())
-def test_bias_act_backward_kernel(act, need_bias, dtype, data):
-    m, n = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 300))
-    g = data.draw(arrays((m, n))).astype(dtype)
-    pre = data.draw(arrays((m, n))).astype(dtype)
-    y = ref.unary({"none": "copy", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}[act], pre)
-    dpre, dbias = c.bias_act_backward(g, y, act, need_bias)
-    ref_dpre, ref_dbias = ref.bias_act_backward(g, y, act, need_bias)
-    assert_same(dpre, ref_dpre, dtype, "dpre")
-    if need_bias:
-        assert_same(dbias, ref_dbias, dtype, "dbias")
-    else:
-        assert dbias is None and ref_dbias is None
+@given(data=st.data(), need=st.tuples(st.booleans(), st.booleans(), st.booleans()))
+def test_linear_backward_kernel(act, dtype, data, need, cases):
+    m, k = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))
+    n = data.draw(st.sampled_from([1, 3, 17, 300]))  # 300: the bias sums span two column blocks
+    layouts = st.sampled_from(cases.LAYOUTS)
+    x = cases.with_layout(data.draw(arrays((m, k))).astype(dtype), data.draw(layouts))
+    w = cases.with_layout(data.draw(arrays((n, k))).astype(dtype), data.draw(layouts))
+    g = cases.with_layout(data.draw(arrays((m, n))).astype(dtype), data.draw(layouts))
+    y = ref.unary({"none": "copy", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}[act],
+                  data.draw(arrays((m, n))).astype(dtype))  # fmt: skip
+    got = c.linear_backward(g, x, w, y, act, *need)
+    want = ref.linear_backward(g, x, w, y, act, *need)
+    for name, a, b, asked in zip(("dx", "dw", "dbias"), got, want, need):
+        if asked:
+            assert_same(a, b, dtype, f"linear {act} {name}")
+        else:
+            assert a is None and b is None
+
+
+def test_linear_kernels_check_shapes_and_dtypes():
+    x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    with pytest.raises(ValueError, match="does not match weight"):
+        c.linear(x, w.T, None)
+    with pytest.raises(ValueError, match=r"shape \(3,\) for a \(2, 4\) output"):
+        c.linear(x, w, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="share a dtype"):
+        c.linear(x, w.astype(np.float64), None)
+    with pytest.raises(ValueError, match=r"shape \(2, 3\) for a \(2, 4\) output"):
+        c.linear_backward(x, x, w, np.ones((2, 4), np.float32), "relu", True, True, True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

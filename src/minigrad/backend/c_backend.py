@@ -86,7 +86,13 @@ def _usable(a: np.ndarray) -> np.ndarray:
     element's alignment, which for float32/float64 is its size."""
     if a.flags.aligned and a.dtype.alignment == a.itemsize:
         return a
-    return _contiguous(a)
+    return np.array(a, order="C")  # a fresh array: aligned (ascontiguousarray keeps a misaligned one)
+
+
+def _carray(a: np.ndarray) -> np.ndarray:
+    """a, or a copy of it, C-contiguous and aligned: what a kernel taking a plain pointer needs."""
+    flags = a.flags
+    return a if flags.c_contiguous and flags.aligned else np.array(a, order="C")
 
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
@@ -281,32 +287,51 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _linear_args(x: np.ndarray, w: np.ndarray, *more: np.ndarray | None) -> tuple[int, int, int]:
+    """(m, n, k) of a Linear layer, x (m, k) and w (n, k), after checking what the kernels assume
+    of it: 2-D operands of one dtype, and the arrays in `more` (bias, g, y: None or 1-D / 2-D
+    of the output's shape) of that dtype too."""
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"linear: input shape {x.shape} does not match weight shape {w.shape}")
+    m, k = x.shape
+    n = w.shape[0]
+    for a in (w, *more):
+        if a is not None and a.dtype != x.dtype:
+            raise TypeError(f"linear: operands must share a dtype, got {x.dtype} and {a.dtype}")
+        if a is not None and a is not w and a.shape not in ((n,), (m, n)):
+            raise ValueError(f"linear: got an array of shape {a.shape} for a ({m}, {n}) output")
+    return m, n, k
+
+
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, act: str = "none") -> np.ndarray:
-    """act(x @ w.T + b): one GEMM, then bias and activation fused in one pass."""
-    y = gemm(x, w.T)
-    if b is not None or act != "none":
-        bias = np.ascontiguousarray(b) if b is not None else np.zeros(y.shape[1], dtype=y.dtype)
-        _kernel("mg_bias_act", y.dtype)(_ACT[act], y.shape[0], y.shape[1], _ptr(y), _ptr(bias))
+    """act(x @ w.T + b) for x (m, k), w (n, k), b (n,) or None: the GEMM and a fused bias +
+    activation pass in one C call."""
+    kernel = _kernel("mg_linear", x.dtype)
+    m, n, k = _linear_args(x, w, b)
+    buf = _BUFFER[x.dtype]
+    y = _empty((m, n), x.dtype)
+    kernel(_ACT[act], m, n, k, _from_buffer(buf, _carray(x)), _from_buffer(buf, _carray(w)),
+           _from_buffer(buf, _carray(b)) if b is not None else ffi.NULL, _from_buffer(buf, y))  # fmt: skip
     return y
 
 
-def bias_act_backward(
-    g: np.ndarray, y: np.ndarray, act: str, need_bias: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    g = np.ascontiguousarray(g)
-    m, n = g.shape
-    if act == "none":  # dpre is g itself; C only sums its columns
-        if not need_bias:
-            return g, None
-        dpre = g
-    else:
-        dpre = np.empty_like(g)
-    dbias = np.empty(n, dtype=g.dtype) if need_bias else None
-    _kernel("mg_bias_act_bwd", g.dtype)(
-        _ACT[act], m, n, _ptr(g), _ptr(np.ascontiguousarray(y)), _ptr(dpre),
-        _ptr(dbias) if dbias is not None else ffi.NULL,
-    )  # fmt: skip
-    return dpre, dbias
+def linear_backward(g, x, w, y, act, need_x, need_w, need_bias):
+    """(dx, dw, dbias) of y = act(x @ w.T + b) from g = dL/dy, each None unless asked for:
+    dpre = g act'(y), dx = dpre @ w, dw = dpre.T @ x, dbias = column sums of dpre; one C call."""
+    kernel = _kernel("mg_linear_bwd", x.dtype)
+    m, n, k = _linear_args(x, w, g, y)
+    if not (need_x or need_w or need_bias):
+        return None, None, None
+    dtype = x.dtype
+    dx = _empty((m, k), dtype) if need_x else None
+    dw = _empty((n, k), dtype) if need_w else None
+    dbias = _empty(n, dtype) if need_bias else None
+    dpre = _empty((m, n), dtype) if act != "none" else None
+    buf = _BUFFER[dtype]
+    ins = [_from_buffer(buf, _carray(a)) for a in (g, y, x, w)]
+    outs = [ffi.NULL if a is None else _from_buffer(buf, a) for a in (dpre, dbias, dx, dw)]
+    kernel(_ACT[act], m, n, k, *ins, *outs)
+    return dx, dw, dbias
 
 
 def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: bool = False):

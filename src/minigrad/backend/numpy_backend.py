@@ -126,10 +126,9 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, act: str = "none"
     return _out(_ACT[act](y), x.dtype)
 
 
-def bias_act_backward(
-    g: np.ndarray, y: np.ndarray, act: str, need_bias: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """dpre = g * act'(pre) written through the output y; dbias = column sums of dpre."""
+def linear_backward(g, x, w, y, act, need_x, need_w, need_bias):
+    """(dx, dw, dbias) of y = act(x @ w.T + b) from g = dL/dy, each None unless asked for:
+    dpre = g act'(pre) written through the output y, dx = dpre @ w, dw = dpre.T @ x."""
     if act == "relu":
         dpre = np.where(y > 0, g, 0)
     elif act == "sigmoid":
@@ -139,8 +138,10 @@ def bias_act_backward(
     else:
         dpre = g
     dpre = _out(dpre, g.dtype)
+    dx = _out(dpre @ w, g.dtype) if need_x else None
+    dw = _out(dpre.T @ x, g.dtype) if need_w else None
     dbias = _out(dpre.sum(axis=0, dtype=np.float64), g.dtype) if need_bias else None
-    return dpre, dbias
+    return dx, dw, dbias
 
 
 def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: bool = False):
