@@ -7,6 +7,7 @@
  * sliver; otherwise (MINIGRAD_PORTABLE=1, ARM, ...) a portable C micro-kernel is used. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "minigrad.h"
 #include "typedefs.h"

@@ -33,23 +33,23 @@ static MG_NOINLINE void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, cons
                     for (int r = 0; r < MR; r++) dst[p * MR + r] = src[r * lda + p];
 #endif
             } else {
+                /* zero the whole row, then copy: a fill of the MR - mr tail compiled to a
+                 * `rep stos` per row, 24% of this function's time in a VAE step (perf) */
                 for (int64_t p = 0; p < kc; p++) {
-                    int r = 0;
-                    for (; r < mr; r++) dst[p * MR + r] = src[r * lda + p];
-                    for (; r < MR; r++) dst[p * MR + r] = 0;
+                    for (int r = 0; r < MR; r++) dst[p * MR + r] = 0;
+                    for (int r = 0; r < mr; r++) dst[p * MR + r] = src[r * lda + p];
                 }
             }
         } else {
-            /* op(A) = A^T: A is k x m, so the MR values for one p are contiguous in A. */
+            /* op(A) = A^T: A is k x m, so the MR values for one p are contiguous in A: a
+             * constant-size memcpy, which compiles to two vector moves */
             const T *restrict src = a + i;
             if (mr == MR) {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int r = 0; r < MR; r++) dst[p * MR + r] = src[p * lda + r];
+                for (int64_t p = 0; p < kc; p++) memcpy(dst + p * MR, src + p * lda, MR * sizeof(T));
             } else {
                 for (int64_t p = 0; p < kc; p++) {
-                    int r = 0;
-                    for (; r < mr; r++) dst[p * MR + r] = src[p * lda + r];
-                    for (; r < MR; r++) dst[p * MR + r] = 0;
+                    for (int r = 0; r < MR; r++) dst[p * MR + r] = 0;
+                    for (int r = 0; r < mr; r++) dst[p * MR + r] = src[p * lda + r];
                 }
             }
         }
