@@ -85,8 +85,9 @@ void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x
             int64_t base;
             SFX(unravel)(nkeep - 1, shape, xs, ro, &base);
             for (int64_t q = 0; q < nin; q++) {
-                int64_t off;
-                SFX(unravel)(nred, shape + nkeep, xs + nkeep, q, &off);
+                int64_t off = q * xs[nkeep]; /* one reduced dim (after coalescing, the usual
+                                              * case) needs no divisions to find a row */
+                if (nred > 1) SFX(unravel)(nred, shape + nkeep, xs + nkeep, q, &off);
                 const T *p = x + base + off + j0;
                 for (int64_t j = 0; j < jn; j++) acc[j] += p[j];
             }
