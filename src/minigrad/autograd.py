@@ -102,6 +102,10 @@ class Function:
     """Base class of every op; also the graph node (``ctx``) that backward walks."""
 
     op: ClassVar[str] = "function"
+    # minigrad's own ops (set in ops.py) only call save_for_backward in forward, so when nothing
+    # is recorded they can share one node that keeps nothing; a user's Function may store
+    # anything on ctx and always gets a node of its own
+    shares_unrecorded_node: ClassVar[bool] = False
     __slots__ = ("inputs", "saved", "needs_input_grad", "params")
     inputs: tuple[Tensor, ...]
     saved: tuple[Any, ...] | None  # None once backward has freed it
@@ -148,18 +152,19 @@ class Function:
                 )
             arrays.append(data)
             needs.append(t.requires_grad)
-        if True in needs and FLAGS.grad_enabled:
+        record = True in needs and FLAGS.grad_enabled
+        if record or not cls.shares_unrecorded_node:
             ctx = _new_object(cls)
             ctx.inputs = inputs
             ctx.saved = ()
             ctx.params = params
-            ctx.needs_input_grad = needs
+            ctx.needs_input_grad = needs if record else ()
         else:  # nothing to record: forward saves into a node that keeps nothing
             ctx = _UNRECORDED
         out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
         if FLAGS.anomaly:
             _check_finite("forward", cls.op, inputs, out)
-        return _wrap(out, None if ctx is _UNRECORDED else ctx)
+        return _wrap(out, ctx if record else None)
 
 
 class _Unrecorded(Function):

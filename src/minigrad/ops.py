@@ -15,7 +15,7 @@ import numpy as np
 from . import backend
 from .backend._common import broadcast_shape
 from . import tensor as _tensor_module
-from .autograd import Function
+from .autograd import REGISTRY, Function
 from .tensor import Tensor, _axes
 
 be = backend.current  # the active backend module, looked up per call
@@ -692,4 +692,7 @@ def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return x.logsumexp(axis, keepdims)
 
 
+for _op in list(REGISTRY.values()):  # every op defined above keeps its state in ctx.saved only
+    if _op.__module__ == __name__:
+        _op.shares_unrecorded_node = True
 _tensor_module._OPS = sys.modules[__name__]  # Tensor's operators call the ops defined here

@@ -153,6 +153,24 @@ def test_an_op_that_records_nothing_keeps_nothing_alive():
         assert y.is_leaf and not y.requires_grad
 
 
+def test_a_user_function_may_keep_state_on_ctx_with_or_without_grad():
+    class Scale(mg.Function):
+        @staticmethod
+        def forward(ctx, x, k):
+            ctx.k = k  # PyTorch-style: state as a ctx attribute, not save_for_backward
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.k
+
+    x = leaf([1.0, 2.0])
+    with mg.no_grad():
+        np.testing.assert_array_equal(Scale.apply(x, k=3.0).data, [3.0, 6.0])
+    Scale.apply(x, k=3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+
+
 def test_no_grad_restores_the_mode_after_an_exception():
     with pytest.raises(ValueError), mg.no_grad():
         raise ValueError
