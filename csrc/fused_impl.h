@@ -187,29 +187,22 @@ void SFX(mg_linear_bwd)(int act, int64_t m, int64_t n, int64_t k, const T *g, co
     if (dw) SFX(mg_gemm)(1, 0, n, k, m, (T)1, d, n, x, k, (T)0, dw, k);  /* dpre^T @ x */
 }
 
-/* Adam over elements [lo, hi) of the concatenation of all tensors: each tensor's part with its
- * own bias corrections (its own step count). */
-static void SFX(adam_range)(int64_t lo, int64_t hi, int64_t count, const int64_t *sizes,
-                            const int64_t *steps, T *const *p, const T *const *g, T *const *m,
-                            T *const *v, double lr, double beta1, double beta2, double eps,
-                            double weight_decay) {
+/* Adam over elements [a, b) of tensor t, with its own bias corrections (its own step count) */
+static void SFX(adam_run)(int64_t t, int64_t a, int64_t b, const int64_t *steps, T *const *p,
+                          const T *const *g, T *const *m, T *const *v, double lr, double beta1,
+                          double beta2, double eps, double weight_decay) {
     const T b1 = (T)beta1, b2 = (T)beta2, e = (T)eps, wd = (T)weight_decay;
-    int64_t off = 0;
-    for (int64_t t = 0; t < count && off < hi; off += sizes[t], t++) {
-        int64_t a = lo > off ? lo - off : 0, b = hi - off < sizes[t] ? hi - off : sizes[t];
-        if (a >= b) continue;
-        const double bc1 = 1.0 - pow(beta1, (double)steps[t]), bc2 = 1.0 - pow(beta2, (double)steps[t]);
-        const T step_size = (T)(lr / bc1), inv_sqrt_bc2 = (T)(1.0 / sqrt(bc2));
-        T *restrict pt = p[t], *restrict mt = m[t], *restrict vt = v[t];
-        const T *restrict gt = g[t];
-        for (int64_t i = a; i < b; i++) {
-            T gi = gt[i] + wd * pt[i];
-            T mi = b1 * mt[i] + ((T)1 - b1) * gi;
-            T vi = b2 * vt[i] + ((T)1 - b2) * gi * gi;
-            mt[i] = mi;
-            vt[i] = vi;
-            pt[i] -= step_size * mi / (M(sqrt)(vi) * inv_sqrt_bc2 + e);
-        }
+    const double bc1 = 1.0 - pow(beta1, (double)steps[t]), bc2 = 1.0 - pow(beta2, (double)steps[t]);
+    const T step_size = (T)(lr / bc1), inv_sqrt_bc2 = (T)(1.0 / sqrt(bc2));
+    T *restrict pt = p[t], *restrict mt = m[t], *restrict vt = v[t];
+    const T *restrict gt = g[t];
+    for (int64_t i = a; i < b; i++) {
+        T gi = gt[i] + wd * pt[i];
+        T mi = b1 * mt[i] + ((T)1 - b1) * gi;
+        T vi = b2 * vt[i] + ((T)1 - b2) * gi * gi;
+        mt[i] = mi;
+        vt[i] = vi;
+        pt[i] -= step_size * mi / (M(sqrt)(vi) * inv_sqrt_bc2 + e);
     }
 }
 
@@ -220,19 +213,29 @@ void SFX(mg_adam)(int64_t count, const int64_t *sizes, const int64_t *steps, T *
     for (int64_t t = 0; t < count; t++) total += sizes[t];
 #ifdef _OPENMP
     if (total >= MG_PARALLEL_MIN) {
-        /* one team for all tensors, each thread an equal share of the elements */
+        /* one team for all tensors. They are updated one after another, as separate calls
+         * would, so parameters whose data overlap are updated in a fixed order, never at once:
+         * a large tensor is split over the threads, a small one runs on thread 0. */
 #pragma omp parallel
         {
             int64_t th = omp_get_thread_num(), nth = omp_get_num_threads();
-            SFX(adam_range)(total / nth * th + (total % nth) * th / nth,
-                            total / nth * (th + 1) + (total % nth) * (th + 1) / nth, count, sizes,
-                            steps, p, g, m, v, lr, beta1, beta2, eps, weight_decay);
+            for (int64_t t = 0; t < count; t++) {
+                int64_t n = sizes[t];
+                if (n >= MG_PARALLEL_MIN)
+                    SFX(adam_run)(t, n / nth * th + (n % nth) * th / nth,
+                                  n / nth * (th + 1) + (n % nth) * (th + 1) / nth, steps, p, g, m,
+                                  v, lr, beta1, beta2, eps, weight_decay);
+                else if (th == 0)
+                    SFX(adam_run)(t, 0, n, steps, p, g, m, v, lr, beta1, beta2, eps,
+                                  weight_decay);
+#pragma omp barrier
+            }
         }
         return;
     }
 #endif
-    SFX(adam_range)(0, total, count, sizes, steps, p, g, m, v, lr, beta1, beta2, eps,
-                    weight_decay);
+    for (int64_t t = 0; t < count; t++)
+        SFX(adam_run)(t, 0, sizes[t], steps, p, g, m, v, lr, beta1, beta2, eps, weight_decay);
 }
 
 void SFX(mg_sgd)(int64_t n, T *p, const T *g, T *buf, double lr, double momentum,

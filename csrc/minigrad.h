@@ -133,7 +133,8 @@ void mg_gaussian_kl_bwd_f64(int64_t m, int64_t n, const double *mu, const double
 /* ---- optimizers, in place over contiguous buffers ---- */
 /* Adam (Kingma & Ba) with PyTorch's conventions, over `count` tensors in one pass: tensor t has
  * sizes[t] elements at p[t], g[t], m[t], v[t] and its own step count steps[t] (from 1);
- * weight_decay is L2 (added to g). With threads, each takes an equal share of all elements. */
+ * weight_decay is L2 (added to g). The tensors are updated in order (one thread team; a large
+ * tensor is split over its threads), so tensors whose memory overlaps are never updated at once. */
 void mg_adam_f32(int64_t count, const int64_t *sizes, const int64_t *steps, float *const *p,
                  const float *const *g, float *const *m, float *const *v, double lr, double beta1,
                  double beta2, double eps, double weight_decay);

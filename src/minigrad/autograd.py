@@ -114,6 +114,7 @@ class Function:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls.shares_unrecorded_node = False  # not inherited: ops.py marks its own classes
         if "op" in cls.__dict__:
             REGISTRY[cls.op] = cls
 
@@ -230,15 +231,19 @@ def topological_order(root: Tensor, grad_only: bool = False) -> list[Tensor]:
 
 def _backward_order(root: Tensor) -> list[Tensor]:
     """The nodes that require grad and lead to root, each before its inputs. Ids count up as
-    tensors are made, so an op's output has a larger id than any of its inputs: descending id
-    order is a reverse topological order, and no depth-first bookkeeping is needed."""
+    tensors are made, so an op's output has a larger id than any of its inputs, and descending id
+    order is a reverse topological order with no depth-first bookkeeping. A tensor can still
+    carry an id from elsewhere (unpickled, or set by hand): then the depth-first order is used."""
     nodes = {root.id: root}
     stack = [root]
     while stack:
-        fn = stack.pop()._ctx
+        node = stack.pop()
+        fn = node._ctx
         if fn is not None:
             for parent in fn.inputs:
                 if parent.requires_grad and parent.id not in nodes:
+                    if parent.id >= node.id:
+                        return list(reversed(topological_order(root, grad_only=True)))
                     nodes[parent.id] = parent
                     stack.append(parent)
     return [nodes[i] for i in sorted(nodes, reverse=True)]

@@ -28,7 +28,6 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {defaults.get('lr')}")
         self.defaults = defaults
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
-        self._backend_cache: dict[str, Any] = {}  # what the backend keeps between steps
 
     def _check_grads(self) -> None:
         """Every gradient must match its parameter: checked for all before any is updated."""
@@ -123,14 +122,13 @@ class Adam(Optimizer):
         d = self.defaults
         b1, b2 = d["betas"]
         live = [(p.data, p.grad.data, s) for p, s in zip(self.params, self.state) if p.grad is not None]
-        for data, _, s in live:
-            if not s:
-                s.update(step=0, exp_avg=np.zeros_like(data), exp_avg_sq=np.zeros_like(data))
-        # every parameter in one backend call; the step counts advance once it has succeeded
+        # a parameter's first step gets fresh state, kept only once the update has succeeded
+        state = [(s["exp_avg"], s["exp_avg_sq"], s["step"]) if s else
+                 (np.zeros_like(data), np.zeros_like(data), 0) for data, _, s in live]  # fmt: skip
         backend.current().adam_step(
-            [e[0] for e in live], [e[1] for e in live], [s["exp_avg"] for *_, s in live],
-            [s["exp_avg_sq"] for *_, s in live], [s["step"] + 1 for *_, s in live],
-            d["lr"], b1, b2, d["eps"], d["weight_decay"], cache=self._backend_cache,
+            [e[0] for e in live], [e[1] for e in live], [m for m, _, _ in state],
+            [v for _, v, _ in state], [step + 1 for _, _, step in state],
+            d["lr"], b1, b2, d["eps"], d["weight_decay"],
         )  # fmt: skip
-        for *_, s in live:
-            s["step"] += 1
+        for (_, _, s), (m, v, step) in zip(live, state):
+            s.update(step=step + 1, exp_avg=m, exp_avg_sq=v)

@@ -95,6 +95,14 @@ class Tensor:
         self.id = autograd.next_id()
         self._retains_grad = False
 
+    def __setstate__(self, state: Any) -> None:
+        """Unpickled or copied: the same contents under a fresh id (ids order the backward pass
+        and name nodes in graph dumps, so two live tensors never share one)."""
+        slots = state[1] if isinstance(state, tuple) else state
+        for key, value in (slots or {}).items():
+            setattr(self, key, value)
+        self.id = autograd.next_id()
+
     @staticmethod
     def _from_op(data: np.ndarray, ctx: Function | None) -> Tensor:
         """Wrap an op's output without re-validating it (the hot path)."""

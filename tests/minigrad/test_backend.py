@@ -260,12 +260,17 @@ def test_linear_kernels_check_shapes_and_dtypes():
     x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
     with pytest.raises(ValueError, match="does not match weight"):
         c.linear(x, w.T, None)
-    with pytest.raises(ValueError, match=r"shape \(3,\) for a \(2, 4\) output"):
+    with pytest.raises(ValueError, match=r"shape \(3,\) where \(4,\) was expected"):
         c.linear(x, w, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"shape \(2, 4\) where \(4,\) was expected"):
+        c.linear(x, w, np.ones((2, 4), np.float32))
     with pytest.raises(TypeError, match="share a dtype"):
         c.linear(x, w.astype(np.float64), None)
-    with pytest.raises(ValueError, match=r"shape \(2, 3\) for a \(2, 4\) output"):
-        c.linear_backward(x, x, w, np.ones((2, 4), np.float32), "relu", True, True, True)
+    y = np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match=r"shape \(2, 3\) where \(2, 4\) was expected"):
+        c.linear_backward(x, x, w, y, "relu", True, True, True)
+    with pytest.raises(ValueError, match=r"shape \(4,\) where \(2, 4\) was expected"):
+        c.linear_backward(np.ones(4, np.float32), x, w, y, "none", True, True, True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -379,10 +384,30 @@ def test_adam_step_matches_reference_over_several_steps(weight_decay, dtype, rng
 def test_adam_step_checks_every_tensor_before_updating_any():
     ps = [np.zeros(4, np.float32), np.zeros(3, np.float32)]
     state = [np.zeros(4, np.float32), np.zeros(3, np.float32)]
-    with pytest.raises(ValueError, match=r"gradient has shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"parameter 1: gradient has shape \(2,\)"):
         c.adam_step(ps, [np.ones(4, np.float32), np.ones(2, np.float32)], state, state, [1, 1],
                     0.1, 0.9, 0.999, 1e-8, 0.0)  # fmt: skip
     assert not ps[0].any()
+
+
+def test_adam_step_updates_overlapping_parameters_in_order():
+    # two parameters on the same memory (tied by hand): updated one after the other, as two
+    # calls would, with the same result for any thread count, never both at once
+    n = 1 << 17
+    results = []
+    before = mg.backend_info()["num_threads"]
+    try:
+        for threads in (1, 2):
+            mg.set_num_threads(threads)
+            base = np.linspace(-1, 1, n, dtype=np.float32)
+            m, v = [np.zeros(n, np.float32) for _ in range(2)], [np.zeros(n, np.float32) for _ in range(2)]
+            g = np.ones(n, np.float32)
+            c.adam_step([base, base], [g, g], m, v, [1, 1], 0.1, 0.9, 0.999, 1e-8, 0.0)
+            results.append(base)
+    finally:
+        mg.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], np.linspace(-1, 1, n, dtype=np.float32) - 0.2, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

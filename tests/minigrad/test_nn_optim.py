@@ -305,11 +305,10 @@ def test_optimizers_keep_the_parameter_dtype_and_skip_params_without_grad(dtype)
         a.data[...] = 1.0
 
 
-def test_adam_follows_a_replaced_data_array_and_state():
-    # the C backend keeps checked pointers between steps: they must follow new arrays
-    p = nn.Parameter(np.ones(3))
-    opt = Adam([p], lr=0.1)
-    p.grad = mg.Tensor(np.ones(3))
+def test_adam_follows_replaced_arrays_and_refuses_bad_ones_before_any_update():
+    p, q = nn.Parameter(np.ones(3)), nn.Parameter(np.ones(2))
+    opt = Adam([p, q], lr=0.1)
+    p.grad, q.grad = mg.Tensor(np.ones(3)), mg.Tensor(np.ones(2))
     opt.step()
     old = p.data
     p.data = np.full(3, 5.0)
@@ -320,11 +319,36 @@ def test_adam_follows_a_replaced_data_array_and_state():
     opt.step()
     np.testing.assert_allclose(p.data, 4.8)
     np.testing.assert_allclose(opt.state[0]["exp_avg"], 1 - 0.9**3)
-    # resized in place (numpy may move the buffer): the step refuses it instead of writing
-    # through the old pointer
-    p.data.resize(300, refcheck=False)
-    with pytest.raises(ValueError, match="shape"):
+    # a read-only parameter is refused, naming it, and no parameter is updated (every one is
+    # checked before the update)
+    q.data.flags.writeable = False
+    with pytest.raises(ValueError, match="parameter 1: .*writable"):
         opt.step()
+    np.testing.assert_allclose(p.data, 4.8)
+    assert opt.state[0]["step"] == 3
+
+
+def test_a_failed_first_step_leaves_no_state_behind():
+    p = nn.Parameter(np.ones((3, 4)))
+    opt = Adam([p], lr=0.1)
+    p.data = np.asfortranarray(np.ones((3, 4)))  # not C-contiguous: the kernels refuse it
+    p.grad = mg.Tensor(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="contiguous"):
+        opt.step()
+    assert opt.state == [{}]
+    opt.load_state_dict(opt.state_dict())  # still a valid state
+
+
+def test_tied_parameters_are_listed_and_updated_once():
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert len(model.parameters()) == 2
+    opt = Adam(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.grad = mg.Tensor(np.ones_like(p.data))
+    before = shared.weight.data.copy()
+    opt.step()
+    np.testing.assert_allclose(shared.weight.data, before - 0.1, rtol=1e-5)  # one step: lr * sign(g)
 
 
 def test_training_a_tiny_regression_converges():

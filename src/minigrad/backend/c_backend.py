@@ -287,19 +287,21 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _linear_args(x: np.ndarray, w: np.ndarray, *more: np.ndarray | None) -> tuple[int, int, int]:
+def _linear_args(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, *outs: np.ndarray) -> tuple[int, int, int]:
     """(m, n, k) of a Linear layer, x (m, k) and w (n, k), after checking what the kernels assume
-    of it: 2-D operands of one dtype, and the arrays in `more` (bias, g, y: None or 1-D / 2-D
-    of the output's shape) of that dtype too."""
+    of it: 2-D operands of one dtype, a bias of shape (n,) or None, and the output-shaped arrays
+    in `outs` (g, y) of shape (m, n)."""
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"linear: input shape {x.shape} does not match weight shape {w.shape}")
     m, k = x.shape
     n = w.shape[0]
-    for a in (w, *more):
-        if a is not None and a.dtype != x.dtype:
+    for a, shape in ((w, w.shape), (bias, (n,)), *((a, (m, n)) for a in outs)):
+        if a is None:
+            continue
+        if a.dtype != x.dtype:
             raise TypeError(f"linear: operands must share a dtype, got {x.dtype} and {a.dtype}")
-        if a is not None and a is not w and a.shape not in ((n,), (m, n)):
-            raise ValueError(f"linear: got an array of shape {a.shape} for a ({m}, {n}) output")
+        if a.shape != shape:
+            raise ValueError(f"linear: got an array of shape {a.shape} where {shape} was expected")
     return m, n, k
 
 
@@ -319,7 +321,7 @@ def linear_backward(g, x, w, y, act, need_x, need_w, need_bias):
     """(dx, dw, dbias) of y = act(x @ w.T + b) from g = dL/dy, each None unless asked for:
     dpre = g act'(y), dx = dpre @ w, dw = dpre.T @ x, dbias = column sums of dpre; one C call."""
     kernel = _kernel("mg_linear_bwd", x.dtype)
-    m, n, k = _linear_args(x, w, g, y)
+    m, n, k = _linear_args(x, w, None, g, y)
     if not (need_x or need_w or need_bias):
         return None, None, None
     dtype = x.dtype
@@ -370,67 +372,56 @@ def gaussian_kl_backward(
     return dmu, dlv
 
 
-def _state_buffers(p: np.ndarray, *state: np.ndarray) -> list:
+def _state_buffers(p: np.ndarray, *state: np.ndarray, what: str = "parameter") -> list:
     """Check what the update kernels assume of a parameter and its state -- every buffer has p's
     shape and dtype and is contiguous, aligned and writable -- and return pointers to each."""
     shape, dtype = p.shape, p.dtype
     for a in state:
         if a.shape != shape:
-            raise ValueError(f"optimizer state has shape {a.shape}, the parameter has shape {shape}")
+            raise ValueError(f"{what}: optimizer state has shape {a.shape}, the parameter has shape {shape}")
     for a in (p, *state):
         if a.dtype != dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writeable
-            raise ValueError("parameters and optimizer state must be contiguous, writable arrays of one dtype")
+            raise ValueError(f"{what}: parameters and optimizer state must be contiguous, writable arrays of one dtype")
     buf = _BUFFER[dtype]  # all checked contiguous: from_buffer directly
     return [ffi.from_buffer(buf, a) for a in (p, *state)]
 
 
-def _grad_buffer(p: np.ndarray, g: np.ndarray):
-    """Pointer to g (made contiguous if need be) after checking it matches its parameter."""
+def _grad_buffer(p: np.ndarray, g: np.ndarray, what: str = "parameter"):
+    """Pointer to g (copied if it is not contiguous and aligned) after checking it matches its
+    parameter."""
     if g.shape != p.shape or g.dtype != p.dtype:
-        raise ValueError(f"gradient has shape {g.shape} {g.dtype}, the parameter has shape {p.shape} {p.dtype}")
-    return ffi.from_buffer(_BUFFER[p.dtype], np.ascontiguousarray(g))
-
-
-def _adam_plan(params, exp_avgs, exp_avg_sqs) -> list:
-    """Per dtype: (indices, sizes, pointers to params, exp_avgs, exp_avg_sqs), checked once."""
-    groups: dict[np.dtype, list] = {}
-    for i, (p, m, v) in enumerate(zip(params, exp_avgs, exp_avg_sqs)):
-        _kernel("mg_adam", p.dtype)  # refuses a dtype without kernels before anything is updated
-        pp, pm, pv = _state_buffers(p, m, v)
-        groups.setdefault(p.dtype, []).append((i, p.size, pp, pm, pv))
-    return [
-        (dtype, [e[0] for e in group], ffi.new("int64_t[]", [e[1] for e in group]),
-         *(ffi.new(_POINTERS[dtype], [e[c] for e in group]) for c in (2, 3, 4)))
-        for dtype, group in groups.items()
-    ]  # fmt: skip
+        raise ValueError(f"{what}: gradient has shape {g.shape} {g.dtype}, the parameter has shape {p.shape} {p.dtype}")
+    return ffi.from_buffer(_BUFFER[p.dtype], _carray(g))
 
 
 _POINTERS: dict[np.dtype, str] = {np.dtype(np.float32): "float *[]", np.dtype(np.float64): "double *[]"}
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
-              cache: dict | None = None) -> None:  # fmt: skip
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay) -> None:
     """One Adam update of every parameter (lists of arrays; steps: each one's step count, from
-    1), in one C call per dtype: one pass, split over threads by element.
-
-    `cache`, a dict the caller keeps (the optimizer does), holds the checked pointers to the
-    parameters and their state between calls; they are reused while the very same arrays come
-    back with the sizes they had (``resize(refcheck=False)`` can move even an exported buffer)."""
-    arrays = (params, exp_avgs, exp_avg_sqs)
-    plan = cache.get("plan") if cache is not None else None
-    if plan is None or cache is None or not all(
-        len(new) == len(old) and all(a is b and a.size == n for a, (b, n) in zip(new, old))
-        for new, old in zip(arrays, cache["arrays"])  # a plan is only ever cached with its arrays
-    ):
-        plan = _adam_plan(*arrays)
-        if cache is not None:
-            cache.update(plan=plan, arrays=tuple([(a, a.size) for a in x] for x in arrays))
-    # every gradient checked before anything is updated
-    gptrs = [[_grad_buffer(params[i], grads[i]) for i in index] for _, index, *_ in plan]
-    for (dtype, index, sizes, pp, pm, pv), ptrs in zip(plan, gptrs):
+    1), in one C call per dtype. Every buffer is checked before anything is updated."""
+    groups: dict[np.dtype, list] = {}
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        dtype, shape = p.dtype, p.shape
+        buf = _BUFFER.get(dtype)
+        # the common case in one test; anything else goes through the checks that name it
+        if (buf is None or g.shape != shape or g.dtype != dtype or m.shape != shape or v.shape != shape
+                or m.dtype != dtype or v.dtype != dtype
+                or not (p.flags.carray and m.flags.carray and v.flags.carray)):  # fmt: skip
+            _kernel("mg_adam", dtype)  # refuses a dtype without kernels
+            _state_buffers(p, m, v, what=f"parameter {i}")
+            _grad_buffer(p, g, what=f"parameter {i}")
+        fb = ffi.from_buffer
+        groups.setdefault(dtype, []).append(
+            (p.size, steps[i], fb(buf, p), fb(buf, _carray(g)), fb(buf, m), fb(buf, v))
+        )
+    for dtype, group in groups.items():
+        ptrs = _POINTERS[dtype]
         _kernel("mg_adam", dtype)(
-            len(index), sizes, ffi.new("int64_t[]", [steps[i] for i in index]), pp,
-            ffi.new(_POINTERS[dtype], ptrs), pm, pv, lr, beta1, beta2, eps, weight_decay,
+            len(group), ffi.new("int64_t[]", [e[0] for e in group]),
+            ffi.new("int64_t[]", [e[1] for e in group]),
+            *(ffi.new(ptrs, [e[c] for e in group]) for c in (2, 3, 4, 5)),
+            lr, beta1, beta2, eps, weight_decay,
         )  # fmt: skip
 
 

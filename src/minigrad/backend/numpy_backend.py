@@ -171,10 +171,9 @@ def gaussian_kl_backward(
     return _out(g * mu, mu.dtype), _out(g * 0.5 * (np.exp(logvar) - 1), mu.dtype)
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay,
-              cache: dict | None = None) -> None:  # fmt: skip
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay) -> None:
     """One Adam update of every parameter in place; PyTorch's formulation (L2 weight decay added
-    to g). `cache` is unused here (the C backend keeps checked pointers in it)."""
+    to g)."""
     for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
         t = p.dtype.type
         g = g + t(weight_decay) * p

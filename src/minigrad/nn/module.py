@@ -58,7 +58,11 @@ class Module:
             yield from m.named_parameters(prefix + name + ".")
 
     def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+        """Every parameter once, also one shared by two modules (tied weights), as PyTorch."""
+        unique: dict[int, Parameter] = {}
+        for _, p in self.named_parameters():
+            unique.setdefault(id(p), p)
+        return list(unique.values())
 
     def modules(self) -> Iterator[Module]:
         yield self
