@@ -221,10 +221,9 @@ void SFX(mg_adam)(int64_t count, const int64_t *sizes, const int64_t *steps, T *
             int64_t th = omp_get_thread_num(), nth = omp_get_num_threads();
             for (int64_t t = 0; t < count; t++) {
                 int64_t n = sizes[t];
-                if (n >= MG_PARALLEL_MIN)
-                    SFX(adam_run)(t, n / nth * th + (n % nth) * th / nth,
-                                  n / nth * (th + 1) + (n % nth) * (th + 1) / nth, steps, p, g, m,
-                                  v, lr, beta1, beta2, eps, weight_decay);
+                if (n >= MG_PARALLEL_MIN) /* n * nth fits int64: n is an array's size */
+                    SFX(adam_run)(t, n * th / nth, n * (th + 1) / nth, steps, p, g, m, v, lr,
+                                  beta1, beta2, eps, weight_decay);
                 else if (th == 0)
                     SFX(adam_run)(t, 0, n, steps, p, g, m, v, lr, beta1, beta2, eps,
                                   weight_decay);

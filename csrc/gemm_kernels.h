@@ -189,9 +189,10 @@ static MG_NOINLINE void SFX(gemm_ukernel_s)(int64_t kc, const T *restrict ap, in
 
 /* Edge tiles (mr < MR rows and/or nr <= VL columns): the same scheme with only the accumulators
  * that hold real output, so e.g. the 2-row remainder of m = 128 costs 1/3 of a full tile and an
- * n = 28 matrix needs 16 + 16 columns of FMAs, with 8 + 8 in the edge tile. The body is specialized by constant
- * (rows, vectors) arguments; after full unrolling the acc array lives in registers. Writes the
- * raw product into tmp (row stride NR); the caller merges it into C with alpha / beta. */
+ * n = 28 matrix needs 16 + 16 columns of FMAs, with 8 + 8 in the edge tile. The body is
+ * specialized by constant (rows, vectors) arguments; after full unrolling the accumulators live
+ * in registers. Writes the raw product into tmp (row stride NR); the caller merges it into C with
+ * alpha / beta. */
 static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
     int64_t kc, const T *restrict ap, int64_t sp, int64_t sr, const T *restrict bp,
     T *restrict tmp, const int rows, const int nv) {

@@ -98,9 +98,10 @@ class Tensor:
     def __setstate__(self, state: Any) -> None:
         """Unpickled or copied: the same contents under a fresh id (ids order the backward pass
         and name nodes in graph dumps, so two live tensors never share one)."""
-        slots = state[1] if isinstance(state, tuple) else state
-        for key, value in (slots or {}).items():
-            setattr(self, key, value)
+        attrs, slots = state if isinstance(state, tuple) else (state, None)  # (__dict__, slots)
+        for part in (attrs, slots):
+            for key, value in (part or {}).items():
+                setattr(self, key, value)
         self.id = autograd.next_id()
 
     @staticmethod

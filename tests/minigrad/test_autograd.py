@@ -190,6 +190,13 @@ def test_backward_is_right_whatever_ids_tensors_carry():
     for q in (pickle.loads(pickle.dumps(p)), copy.deepcopy(p), copy.copy(p)):
         assert q.id > p.id and isinstance(q, mg.nn.Parameter)
         np.testing.assert_array_equal(q.data, p.data)
+    class Tagged(mg.Tensor):  # a subclass without __slots__ keeps attributes in a __dict__
+        pass
+
+    t = Tagged(np.ones(2))
+    t.tag = "kept"
+    u = copy.deepcopy(t)
+    assert u.tag == "kept" and u.id > t.id
     x = leaf([1.0, 2.0])
     y = x * 3.0
     x.id = y.id + 1000  # set by hand: larger than the node that consumes it

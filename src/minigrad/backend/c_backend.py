@@ -71,8 +71,8 @@ def _ptr(a: np.ndarray):
     return ffi.cast(_CTYPE[a.dtype], a.__array_interface__["data"][0])
 
 
-# the per-call fast paths look their (unary, binary) flat kernels up by dtype alone; the kernels
-# take untyped pointers, so _FLAT holding a dtype is what admits an array to them
+# the per-call fast paths look their flat kernels up by dtype alone; the kernels take untyped
+# pointers, so a dtype being a key here is what admits an array to them
 _FLAT_UNARY = {dt: _kernel("mg_unary_flat", dt) for dt in _SUFFIX}
 _FLAT_BINARY = {dt: _kernel("mg_binary_flat", dt) for dt in _SUFFIX}
 _from_buffer = ffi.from_buffer
@@ -90,14 +90,10 @@ def _usable(a: np.ndarray) -> np.ndarray:
 
 
 def _carray(a: np.ndarray) -> np.ndarray:
-    """a, or a copy of it, C-contiguous and aligned: what a kernel taking a plain pointer needs."""
+    """a, or a copy of it (same shape, 0-d included), C-contiguous and aligned: what a kernel
+    taking a plain pointer needs."""
     flags = a.flags
     return a if flags.c_contiguous and flags.aligned else np.array(a, order="C")
-
-
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    """np.ascontiguousarray, but a 0-d array stays 0-d."""
-    return np.ascontiguousarray(a).reshape(a.shape)
 
 
 def _check_size(shape: tuple[int, ...]) -> None:
@@ -338,7 +334,7 @@ def linear_backward(g, x, w, y, act, need_x, need_w, need_bias):
 
 def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: bool = False):
     """The loss; with_grad: (loss, sigmoid(x) - t), both from one pass over x and t."""
-    x, t = _contiguous(x), _contiguous(t)
+    x, t = _carray(x), _carray(t)
     out = np.empty_like(x) if reduction == "none" else None
     dsig = np.empty_like(x) if with_grad else None
     total = _kernel("mg_bce_logits", x.dtype)(
@@ -353,7 +349,7 @@ def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: boo
 
 
 def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    mu, logvar = np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
+    mu, logvar = _carray(mu), _carray(logvar)
     n = mu.shape[-1] if mu.ndim else 1
     out = np.empty(mu.shape[:-1], dtype=mu.dtype)
     _kernel("mg_gaussian_kl", mu.dtype)(out.size, n, _ptr(mu), _ptr(logvar), _ptr(out))
@@ -363,8 +359,8 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 def gaussian_kl_backward(
     mu: np.ndarray, logvar: np.ndarray, g: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    mu, logvar = np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
-    g = np.ascontiguousarray(np.broadcast_to(g, mu.shape[:-1]))
+    mu, logvar = _carray(mu), _carray(logvar)
+    g = _carray(np.broadcast_to(g, mu.shape[:-1]))
     dmu, dlv = np.empty_like(mu), np.empty_like(mu)
     _kernel("mg_gaussian_kl_bwd", mu.dtype)(
         g.size, mu.shape[-1], _ptr(mu), _ptr(logvar), _ptr(g), 1, _ptr(dmu), _ptr(dlv)
@@ -372,24 +368,31 @@ def gaussian_kl_backward(
     return dmu, dlv
 
 
-def _state_buffers(p: np.ndarray, *state: np.ndarray, what: str = "parameter") -> list:
+def _state_buffers(p: np.ndarray, *state: np.ndarray, index: int | None = None) -> list:
     """Check what the update kernels assume of a parameter and its state -- every buffer has p's
-    shape and dtype and is contiguous, aligned and writable -- and return pointers to each."""
+    shape and dtype and is contiguous, aligned and writable -- and return pointers to each.
+    `index` names the parameter in the error."""
     shape, dtype = p.shape, p.dtype
-    for a in state:
-        if a.shape != shape:
-            raise ValueError(f"{what}: optimizer state has shape {a.shape}, the parameter has shape {shape}")
+    buf = _BUFFER.get(dtype)
+    ptrs = []
     for a in (p, *state):
-        if a.dtype != dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writeable
+        if buf is None or a.shape != shape or a.dtype != dtype or not a.flags.carray:
+            what = "parameter" if index is None else f"parameter {index}"
+            if buf is None:
+                raise TypeError(f"{what}: the C kernels take float32 or float64 arrays, got {dtype}")
+            if a.shape != shape:
+                raise ValueError(f"{what}: optimizer state has shape {a.shape}, the parameter has shape {shape}")
+            # carray: C-contiguous, aligned and writeable
             raise ValueError(f"{what}: parameters and optimizer state must be contiguous, writable arrays of one dtype")
-    buf = _BUFFER[dtype]  # all checked contiguous: from_buffer directly
-    return [ffi.from_buffer(buf, a) for a in (p, *state)]
+        ptrs.append(ffi.from_buffer(buf, a))
+    return ptrs
 
 
-def _grad_buffer(p: np.ndarray, g: np.ndarray, what: str = "parameter"):
+def _grad_buffer(p: np.ndarray, g: np.ndarray, index: int | None = None):
     """Pointer to g (copied if it is not contiguous and aligned) after checking it matches its
     parameter."""
     if g.shape != p.shape or g.dtype != p.dtype:
+        what = "parameter" if index is None else f"parameter {index}"
         raise ValueError(f"{what}: gradient has shape {g.shape} {g.dtype}, the parameter has shape {p.shape} {p.dtype}")
     return ffi.from_buffer(_BUFFER[p.dtype], _carray(g))
 
@@ -402,19 +405,8 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps
     1), in one C call per dtype. Every buffer is checked before anything is updated."""
     groups: dict[np.dtype, list] = {}
     for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        dtype, shape = p.dtype, p.shape
-        buf = _BUFFER.get(dtype)
-        # the common case in one test; anything else goes through the checks that name it
-        if (buf is None or g.shape != shape or g.dtype != dtype or m.shape != shape or v.shape != shape
-                or m.dtype != dtype or v.dtype != dtype
-                or not (p.flags.carray and m.flags.carray and v.flags.carray)):  # fmt: skip
-            _kernel("mg_adam", dtype)  # refuses a dtype without kernels
-            _state_buffers(p, m, v, what=f"parameter {i}")
-            _grad_buffer(p, g, what=f"parameter {i}")
-        fb = ffi.from_buffer
-        groups.setdefault(dtype, []).append(
-            (p.size, steps[i], fb(buf, p), fb(buf, _carray(g)), fb(buf, m), fb(buf, v))
-        )
+        pp, pm, pv = _state_buffers(p, m, v, index=i)
+        groups.setdefault(p.dtype, []).append((p.size, steps[i], pp, _grad_buffer(p, g, i), pm, pv))
     for dtype, group in groups.items():
         ptrs = _POINTERS[dtype]
         _kernel("mg_adam", dtype)(
