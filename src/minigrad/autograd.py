@@ -162,7 +162,17 @@ class Function:
             ctx.needs_input_grad = needs if record else ()
         else:  # nothing to record: forward saves into a node that keeps nothing
             ctx = _UNRECORDED
-        out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
+        # a call with *arrays costs ~0.2 us more than one with the arguments spelled out (the
+        # interpreter cannot inline it), so the usual arities are spelled out
+        n = len(arrays)
+        if params:
+            out = cls.forward(ctx, *arrays, **params)
+        elif n == 2:
+            out = cls.forward(ctx, arrays[0], arrays[1])
+        elif n == 1:
+            out = cls.forward(ctx, arrays[0])
+        else:
+            out = cls.forward(ctx, *arrays)
         if FLAGS.anomaly:
             _check_finite("forward", cls.op, inputs, out)
         return _wrap(out, ctx if record else None)
