@@ -55,6 +55,61 @@ static T SFX(block_max)(int nred, const int64_t *shape, const int64_t *xs, const
     return best;
 }
 
+/* Column sums of a row-major block: out[j] = sum over rows of x[r * rs + j]. The rows are cut
+ * into chunks (their size set by the shape alone, never by the thread count, so the result does
+ * not depend on it), and columns into blocks of MG_COLSUM_COLS. Each (chunk, block) task adds
+ * whole rows into its own row of double sums, so x is read sequentially and the adds vectorize;
+ * the chunks' sums are then added in chunk order. Returns 0 when the scratch cannot be allocated
+ * (the caller then takes the general path). */
+#define MG_COLSUM_COLS 2048
+#define MG_COLSUM_SCRATCH (4 << 20) /* doubles (32 MB), unless one row of them is more */
+static int SFX(colsum)(int64_t rows, int64_t cols, int64_t rs, const T *x, T *out) {
+    int64_t width = cols < MG_COLSUM_COLS ? cols : MG_COLSUM_COLS;
+    int64_t nblk = (cols + width - 1) / width;
+    /* at most 64 chunks of at least 32 rows, fewer when their scratch would pass the cap */
+    int64_t maxch = MG_COLSUM_SCRATCH / (nblk * width);
+    if (maxch > 64) maxch = 64;
+    if (maxch < 1) maxch = 1;
+    int64_t chunk = (rows + maxch - 1) / maxch;
+    if (chunk < 32) chunk = 32;
+    int64_t nch = (rows + chunk - 1) / chunk;
+    /* scratch: one row of width doubles per chunk, for every column block at once */
+    double *part = (double *)malloc((size_t)nch * (size_t)nblk * (size_t)width * sizeof(double));
+    if (!part) return 0;
+    MG_FOR(task, nch * nblk, rows * cols >= MG_PARALLEL_MIN && nch * nblk > 1, {
+        int64_t ch = task / nblk, blk = task % nblk;
+        int64_t j0 = blk * width, w = cols - j0 < width ? cols - j0 : width;
+        int64_t r0 = ch * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+        double *restrict acc = part + (size_t)task * (size_t)width;
+        const T *restrict p = x + r0 * rs + j0;
+        for (int64_t j = 0; j < w; j++) acc[j] = p[j];
+        int64_t r = r0 + 1;
+        /* four rows per pass over acc: a quarter of the loads and stores of the double sums,
+         * which bound the one-row loop */
+        for (; r + 4 <= r1; r += 4) {
+            const T *restrict q0 = x + r * rs + j0, *restrict q1 = q0 + rs, *restrict q2 = q1 + rs,
+                    *restrict q3 = q2 + rs;
+            for (int64_t j = 0; j < w; j++)
+                acc[j] += ((double)q0[j] + (double)q1[j]) + ((double)q2[j] + (double)q3[j]);
+        }
+        for (; r < r1; r++) {
+            p = x + r * rs + j0;
+            for (int64_t j = 0; j < w; j++) acc[j] += p[j];
+        }
+    });
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t j0 = blk * width, w = cols - j0 < width ? cols - j0 : width;
+        double *restrict total = part + (size_t)blk * (size_t)width;
+        for (int64_t ch = 1; ch < nch; ch++) {
+            const double *restrict add = part + (size_t)(ch * nblk + blk) * (size_t)width;
+            for (int64_t j = 0; j < w; j++) total[j] += add[j];
+        }
+        for (int64_t j = 0; j < w; j++) out[j0 + j] = (T)total[j];
+    }
+    free(part);
+    return 1;
+}
+
 void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x,
                     const int64_t *xs, T *out) {
     int nkeep = ndim - nred;
@@ -74,6 +129,10 @@ void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x
         for (int64_t r = 0; r < nout; r++) out[r] = op == MG_SUM ? (T)0 : (T)-INFINITY;
         return;
     }
+    /* A 2-D column sum (after coalescing, any sum over leading axes of a contiguous array) */
+    if (op == MG_SUM && nkeep == 1 && nred == 1 && xs[0] == 1 && xs[1] != 1 && shape[0] >= 8 &&
+        SFX(colsum)(shape[1], shape[0], xs[1], x, out))
+        return;
     /* Column sum: the last kept dim is unit-stride in x; accumulate rows of it. */
     if (op == MG_SUM && nkeep >= 1 && xs[nkeep - 1] == 1 && xs[ndim - 1] != 1 &&
         shape[nkeep - 1] >= 8) {

@@ -221,6 +221,17 @@ def reduce(op: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.
             lib.MG_SUM if op == "sum" else lib.MG_MAX, 1, 1, _i64([x.size]), _ptr(x), _ONE, _ptr(out)
         )
         return out.reshape((1,) * x.ndim) if keepdims else out
+    nax = len(axes)
+    if x.flags.c_contiguous and x.size and nax and axes == tuple(range(nax)):
+        # leading axes of a contiguous array (a sum over the batch): the kernel's column sum of
+        # the 2-D (rows, cols) view, with no coalescing in Python
+        out = np.empty(x.shape[nax:], dtype=x.dtype)
+        cols = out.size
+        dims = ffi.new("int64_t[4]", [cols, x.size // cols, 1, cols])  # shape, then strides
+        _kernel("mg_reduce", x.dtype)(
+            lib.MG_SUM if op == "sum" else lib.MG_MAX, 2, 1, dims, _ptr(x), dims + 2, _ptr(out)
+        )
+        return out.reshape((1,) * nax + out.shape) if keepdims else out
     x = _usable(x)
     keep = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in keep)
