@@ -9,6 +9,13 @@
 #include "fastmath.h"
 
 #define MG_PARALLEL_MIN 32768 /* below this many elements a thread team costs more than it saves */
+
+#ifdef _OPENMP
+#include <omp.h>
+static inline int64_t mg_threads(void) { return omp_get_max_threads(); }
+#else
+static inline int64_t mg_threads(void) { return 1; }
+#endif
 #define MG_MAX_DIMS 64
 
 /* Keep a function out of line, e.g. a loop that MG_FOR would otherwise copy into both of its
