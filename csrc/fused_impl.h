@@ -212,7 +212,7 @@ void SFX(mg_adam)(int64_t count, const int64_t *sizes, const int64_t *steps, T *
     int64_t total = 0;
     for (int64_t t = 0; t < count; t++) total += sizes[t];
 #ifdef _OPENMP
-    if (total >= MG_PARALLEL_MIN) {
+    if (total >= MG_PARALLEL_MIN && mg_threads() > 1) {
         /* one team for all tensors. They are updated one after another, as separate calls
          * would, so parameters whose data overlap are updated in a fixed order, never at once:
          * a large tensor is split over the threads, a small one runs on thread 0. */

@@ -26,12 +26,13 @@ static inline int64_t mg_threads(void) { return 1; }
 #define MG_NOINLINE
 #endif
 
-/* for (int64_t VAR = 0; VAR < N; VAR++) BODY, split over threads only when BIG is true. Small
- * work never enters a parallel region: even `omp parallel if (0)` makes libgomp set up a team of
- * one, about a microsecond -- more than a 10-element op itself. */
+/* for (int64_t VAR = 0; VAR < N; VAR++) BODY, split over threads only when BIG is true and more
+ * than one thread is allowed. Small work never enters a parallel region: even `omp parallel
+ * if (0)`, or a team of one, makes libgomp set up a team, about a microsecond -- more than a
+ * 10-element op itself. */
 #define MG_FOR(VAR, N, BIG, ...)                                                  \
     do {                                                                          \
-        if (BIG) {                                                                \
+        if ((BIG) && mg_threads() > 1) {                                          \
             _Pragma("omp parallel for schedule(static)")                          \
             for (int64_t VAR = 0; VAR < (N); VAR++) __VA_ARGS__                   \
         } else {                                                                  \
