@@ -1,4 +1,6 @@
 /* Elementwise unary, binary and where kernels over N-d shapes (see elementwise_impl.h). */
+#include <string.h>
+
 #include "minigrad.h"
 #include "typedefs.h"
 

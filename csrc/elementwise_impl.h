@@ -8,7 +8,7 @@
 /* Start of piece c of n elements cut into nth pieces: a multiple of 16 elements, so the pieces
  * of a 64-byte-aligned array start on cache lines; the last piece ends at n. */
 #ifndef MG_PIECE
-#define MG_PIECE(n, c, nth) ((c) == (nth) ? (n) : (n) * (c) / (nth) & ~(int64_t)15)
+#define MG_PIECE(n, c, nth) ((c) == (nth) ? (n) : (((n) * (c) / (nth)) & ~(int64_t)15))
 #endif
 
 /* Offsets of row r's first element for up to three operands (unravel the row index). */
@@ -147,15 +147,41 @@ void SFX(mg_binary)(int op, int ndim, const int64_t *shape, const T *a, const in
     });
 }
 
+/* The flat entries take any contiguous buffer Python hands them, and numpy can make contiguous
+ * arrays that are not aligned to their element size (a view at an odd byte offset). Reading a T
+ * through such a pointer is undefined behaviour, and faults on some CPUs: those buffers go one
+ * element at a time through aligned copies. Tensors never hold one (they copy at creation). */
+#define MG_MISALIGNED(ptr) ((uintptr_t)(ptr) % sizeof(T) != 0)
+
 void SFX(mg_unary_flat)(int op, int64_t n, const void *x, void *out, double p, double q) {
+    if (MG_MISALIGNED(x) || MG_MISALIGNED(out)) {
+        for (int64_t i = 0; i < n; i++) {
+            T v, r;
+            memcpy(&v, (const char *)x + i * (int64_t)sizeof(T), sizeof(T));
+            SFX(unary_row)(op, 1, &v, 1, &r, (T)p, (T)q);
+            memcpy((char *)out + i * (int64_t)sizeof(T), &r, sizeof(T));
+        }
+        return;
+    }
     int64_t one = 1;
     SFX(mg_unary)(op, 1, &n, (const T *)x, &one, (T *)out, p, q);
 }
 
 void SFX(mg_binary_flat)(int op, int64_t n, const void *a, int64_t as, const void *b, int64_t bs,
                          void *out, double p, double q) {
+    if (MG_MISALIGNED(a) || MG_MISALIGNED(b) || MG_MISALIGNED(out)) {
+        for (int64_t i = 0; i < n; i++) {
+            T u, v, r;
+            memcpy(&u, (const char *)a + i * as * (int64_t)sizeof(T), sizeof(T));
+            memcpy(&v, (const char *)b + i * bs * (int64_t)sizeof(T), sizeof(T));
+            SFX(binary_row)(op, 1, &u, 1, &v, 1, &r, (T)p, (T)q);
+            memcpy((char *)out + i * (int64_t)sizeof(T), &r, sizeof(T));
+        }
+        return;
+    }
     SFX(mg_binary)(op, 1, &n, (const T *)a, &as, (const T *)b, &bs, (T *)out, p, q);
 }
+#undef MG_MISALIGNED
 
 void SFX(mg_where)(int ndim, const int64_t *shape, const uint8_t *cond, const int64_t *cs,
                    const T *a, const int64_t *as, const T *b, const int64_t *bs, T *out) {

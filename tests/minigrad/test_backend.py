@@ -210,9 +210,12 @@ def test_sum_of_a_long_column_block(dtype, rng):
     [
         ((33, 8), (0,)),  # two row chunks, the second of one row
         ((130, 784), (0,)),  # the VAE's bias gradient: chunks of 32 rows, 4-row passes and rest
-        ((70, 2100), (0,)),  # two column blocks (2048 + 52)
+        ((70, 2100), (0,)),  # five column blocks (4 x 512 + 52) in three row chunks
         ((3000, 9), (0,)),  # chunks longer than 32 rows
         ((4, 37, 12), (0, 1)),  # leading axes of a 3-D array, summed as one row axis
+        ((20, 100), (0,)),  # one chunk: summed on the stack, no scratch
+        ((300, 20000), (0,)),  # 40 column blocks: one chunk however many rows
+        ((40, 1500), (0,)),  # three column blocks in two row chunks
     ],
 )
 def test_column_sums_in_row_chunks(shape, axes, dtype, rng):
@@ -235,6 +238,40 @@ def test_column_sums_in_row_chunks(shape, axes, dtype, rng):
     wide[..., ::2] = x  # the same values with a column stride of 2
     np.testing.assert_allclose(c.reduce("sum", wide[..., ::2], axes, False), outs[0], rtol=1e-6, atol=1e-5)
     assert c.reduce("sum", x, axes, True).shape == tuple(1 if d in axes else n for d, n in enumerate(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_max_over_leading_axes(dtype, keepdims, rng):
+    # the leading-axes fast path hands max to the general kernel: same values, NaN and shapes
+    x = rng.standard_normal((50, 3, 9)).astype(dtype)
+    x[7, 1, 4] = np.nan
+    for axes in [(0,), (0, 1)]:
+        got = c.reduce("max", x, axes, keepdims)
+        np.testing.assert_array_equal(got, np.max(x, axis=axes, keepdims=keepdims))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_misaligned_buffers_reach_c_only_through_aligned_reads(dtype):
+    # numpy makes contiguous arrays at odd byte offsets; the flat kernels read those one element
+    # at a time through copies, and reduce copies them first
+    n = 70001  # long enough for the threaded paths
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(3 * n * item + 8, np.uint8)
+    a = np.ndarray((n,), dtype, buffer=raw, offset=1)
+    b = np.ndarray((n,), dtype, buffer=raw, offset=1 + n * item)
+    a[:] = np.linspace(-3, 3, n)
+    b[:] = np.linspace(2, 5, n)
+    assert not a.flags.aligned and not b.flags.aligned and a.flags.c_contiguous
+    np.testing.assert_array_equal(c.binary("mul", a, b), a * b)
+    np.testing.assert_array_equal(c.binary("sub", a, b[:1]), a - b[0])  # a one-value operand
+    np.testing.assert_array_equal(c.binary("add", b[:1], a), b[0] + a)
+    np.testing.assert_allclose(c.unary("exp", a), np.exp(a), rtol=1e-6)
+    np.testing.assert_array_equal(c.unary("relu", a), np.maximum(a, 0))
+    m = a[: 7 * 10000].reshape(7, 10000)
+    np.testing.assert_allclose(c.reduce("sum", m, (0,), False), m.astype(np.float64).sum(0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(c.reduce("max", m, (0,), True), m.max(0, keepdims=True))
+    np.testing.assert_allclose(c.reduce("sum", a, (0,), False), a.astype(np.float64).sum(), atol=1e-6)
 
 
 # ---------------------------------------------------------------- matmul and fused kernels

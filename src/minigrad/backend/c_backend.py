@@ -215,14 +215,16 @@ def where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def reduce(op: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    if x.flags.c_contiguous and len(axes) == x.ndim and x.size:  # a full reduction: one flat run
+    flags = x.flags
+    plain = flags.c_contiguous and flags.aligned and x.size  # C may read it as a flat array
+    if plain and len(axes) == x.ndim:  # a full reduction: one flat run
         out = np.empty((), dtype=x.dtype)
         _kernel("mg_reduce", x.dtype)(
             lib.MG_SUM if op == "sum" else lib.MG_MAX, 1, 1, _i64([x.size]), _ptr(x), _ONE, _ptr(out)
         )
         return out.reshape((1,) * x.ndim) if keepdims else out
     nax = len(axes)
-    if x.flags.c_contiguous and x.size and nax and axes == tuple(range(nax)):
+    if plain and nax and axes == tuple(range(nax)):
         # leading axes of a contiguous array (a sum over the batch): the kernel's column sum of
         # the 2-D (rows, cols) view, with no coalescing in Python
         out = np.empty(x.shape[nax:], dtype=x.dtype)
