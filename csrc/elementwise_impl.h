@@ -5,12 +5,6 @@
  * split over threads when the array is large. The Python layer coalesces dimensions first, so a
  * contiguous array arrives as a single row. */
 
-/* Start of piece c of n elements cut into nth pieces: a multiple of 16 elements, so the pieces
- * of a 64-byte-aligned array start on cache lines; the last piece ends at n. */
-#ifndef MG_PIECE
-#define MG_PIECE(n, c, nth) ((c) == (nth) ? (n) : (((n) * (c) / (nth)) & ~(int64_t)15))
-#endif
-
 /* Offsets of row r's first element for up to three operands (unravel the row index). */
 static inline void SFX(row_offsets)(int ndim, const int64_t *shape, int64_t r, int nops,
                                     const int64_t *const *strides, int64_t *off) {
@@ -108,10 +102,10 @@ void SFX(mg_unary)(int op, int ndim, const int64_t *shape, const T *x, const int
     if (n == 0 || rows == 0) return;
     const int64_t *const strides[1] = {xs};
     if (rows == 1 && n >= 2 * MG_PARALLEL_MIN) {
-        /* one long row: one even piece per thread (starting on 64-byte multiples), and no team
-         * at all with one thread */
+        /* one long row: one even piece per thread (starting on 64-byte multiples); with one
+         * thread MG_FOR starts no team */
         int64_t nth = mg_threads();
-        MG_FOR(c, nth, nth > 1, {
+        MG_FOR(c, nth, 1, {
             int64_t s = MG_PIECE(n, c, nth), len = MG_PIECE(n, c + 1, nth) - s;
             SFX(unary_row)(op, len, x + s * xs[ndim - 1], xs[ndim - 1], out + s, (T)p, (T)q);
         });
@@ -133,7 +127,7 @@ void SFX(mg_binary)(int op, int ndim, const int64_t *shape, const T *a, const in
     int64_t as1 = as[ndim - 1], bs1 = bs[ndim - 1];
     if (rows == 1 && n >= 2 * MG_PARALLEL_MIN) { /* one long row: as in mg_unary */
         int64_t nth = mg_threads();
-        MG_FOR(c, nth, nth > 1, {
+        MG_FOR(c, nth, 1, {
             int64_t s = MG_PIECE(n, c, nth), len = MG_PIECE(n, c + 1, nth) - s;
             SFX(binary_row)(op, len, a + s * as1, as1, b + s * bs1, bs1, out + s, (T)p, (T)q);
         });

@@ -1,9 +1,6 @@
 /* Fused NN kernels and optimizer updates (see fused_impl.h). */
 #include "minigrad.h"
-#include "typedefs.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "typedefs.h" /* <omp.h> too, with OpenMP */
 
 #define T float
 #define SFX(name) name##_f32

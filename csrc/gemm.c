@@ -10,11 +10,7 @@
 #include <string.h>
 
 #include "minigrad.h"
-#include "typedefs.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "typedefs.h" /* <omp.h> too, with OpenMP */
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>

@@ -16,6 +16,9 @@ static inline int64_t mg_threads(void) { return omp_get_max_threads(); }
 #else
 static inline int64_t mg_threads(void) { return 1; }
 #endif
+/* Start of piece c of n elements cut into nth pieces: a multiple of 16 elements, so the pieces
+ * of a 64-byte-aligned array start on cache lines; the last piece ends at n. */
+#define MG_PIECE(n, c, nth) ((c) == (nth) ? (n) : (((n) * (c) / (nth)) & ~(int64_t)15))
 #define MG_MAX_DIMS 64
 
 /* Keep a function out of line, e.g. a loop that MG_FOR would otherwise copy into both of its

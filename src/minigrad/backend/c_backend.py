@@ -217,7 +217,9 @@ def where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def reduce(op: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     flags = x.flags
     plain = flags.c_contiguous and flags.aligned and x.size  # C may read it as a flat array
-    if plain and len(axes) == x.ndim:  # a full reduction: one flat run
+    # a full reduction: one flat run. (The leading-axes path below covers it too, with cols = 1,
+    # but its extra Python costs 0.7 us per call: a.sum() 5.1 -> 5.9 us.)
+    if plain and len(axes) == x.ndim:
         out = np.empty((), dtype=x.dtype)
         _kernel("mg_reduce", x.dtype)(
             lib.MG_SUM if op == "sum" else lib.MG_MAX, 1, 1, _i64([x.size]), _ptr(x), _ONE, _ptr(out)
