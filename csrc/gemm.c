@@ -64,6 +64,7 @@ static void mg_gemm_free(void *p) {
  * it (memory-operand FMAs), which triples the loads per k step of a 3-vector-wide tile and makes
  * the loop load bound. An empty asm that "modifies" the values forces them into registers. */
 #define MG_IN_REGS(x, y, z) __asm__("" : "+x"(x), "+x"(y), "+x"(z))
+#define MG_IN_REGS2(x, y) __asm__("" : "+x"(x), "+x"(y))
 
 /* Packing helpers with in-register transposes: the transposed-B and plain-A packings gather one
  * element from each of NR (MR) rows per k step; done with scalar loads that was ~11% of the time

@@ -233,8 +233,31 @@ static inline __attribute__((always_inline)) void SFX(gemm_edge_body)(
         x##R = VFMA(av, b0, x##R);                                                                 \
         y##R = VFMA(av, b1, y##R);                                                                 \
     }
+    if (rows <= 3) {
+        /* 2 * rows FMA chains are too few as well (the 2-row remainder of m = 128 ran at about
+         * half speed): odd k steps go to the accumulators of rows + 3, added at the end */
+#define MG_E2O(R, S)                                                                               \
+    if (rows > (R)) {                                                                              \
+        VT av = VBCAST(ap + (p + 1) * sp + (R) * sr);                                              \
+        x##S = VFMA(av, b0, x##S);                                                                 \
+        y##S = VFMA(av, b1, y##S);                                                                 \
+    }
+        for (; p + 2 <= kc; p += 2) {
+            VT b0 = VLOAD(bp + p * NR), b1 = VLOAD(bp + p * NR + VL);
+            MG_IN_REGS2(b0, b1); /* else each FMA loads its B again: load bound */
+            MG_E2(0) MG_E2(1) MG_E2(2)
+            b0 = VLOAD(bp + (p + 1) * NR), b1 = VLOAD(bp + (p + 1) * NR + VL);
+            MG_IN_REGS2(b0, b1);
+            MG_E2O(0, 3) MG_E2O(1, 4) MG_E2O(2, 5)
+        }
+#undef MG_E2O
+        x0 = VADD(x0, x3); y0 = VADD(y0, y3);
+        x1 = VADD(x1, x4); y1 = VADD(y1, y4);
+        x2 = VADD(x2, x5); y2 = VADD(y2, y5);
+    }
     for (; p < kc; p++) {
         VT b0 = VLOAD(bp + p * NR), b1 = VLOAD(bp + p * NR + VL);
+        MG_IN_REGS2(b0, b1);
         MG_E2(0) MG_E2(1) MG_E2(2) MG_E2(3) MG_E2(4) MG_E2(5)
     }
 #undef MG_E2
