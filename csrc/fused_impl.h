@@ -209,9 +209,9 @@ static void SFX(adam_run)(int64_t t, int64_t a, int64_t b, const int64_t *steps,
 void SFX(mg_adam)(int64_t count, const int64_t *sizes, const int64_t *steps, T *const *p,
                   const T *const *g, T *const *m, T *const *v, double lr, double beta1,
                   double beta2, double eps, double weight_decay) {
+#ifdef _OPENMP
     int64_t total = 0;
     for (int64_t t = 0; t < count; t++) total += sizes[t];
-#ifdef _OPENMP
     if (total >= MG_PARALLEL_MIN && mg_threads() > 1) {
         /* one team for all tensors. They are updated one after another, as separate calls
          * would, so parameters whose data overlap are updated in a fixed order, never at once:
