@@ -57,8 +57,20 @@ static MG_NOINLINE void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, cons
     }
 }
 
+/* Packed B slivers start SFX(gemm_bstride)(kc) elements apart: kc * NR values and MG_BPAD bytes
+ * (one cache line; a multiple of 64 keeps the slivers aligned) of padding. Without the pad, with
+ * AVX2 (NR values = one 64-byte line) slivers are kc lines apart, and for kc a multiple of 64
+ * (the dW GEMMs' k = 128) every sliver's row lands in the same L1 set: the row-by-row B packing
+ * below, which writes one line to each sliver per row of B, then ran at ~0.6x copy speed
+ * (NOTES AB). */
+#ifndef MG_BPAD
+#define MG_BPAD 64
+#endif
+static inline int64_t SFX(gemm_bstride)(int64_t kc) { return kc * NR + MG_BPAD / (int64_t)sizeof(T); }
+
 /* Pack rows [0, kc) x cols [0, nc) of op(B) into NR-column slivers, zero-padding the last one.
- * `b` points at op(B)[0][0] of the block. Sliver layout: for p in kc: NR values. */
+ * `b` points at op(B)[0][0] of the block. Sliver layout: for p in kc: NR values; slivers
+ * SFX(gemm_bstride)(kc) apart. */
 static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, const T *restrict b, int64_t ldb,
                              T *restrict dst) {
     if (!trans) {
@@ -66,14 +78,14 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
          * prefetchers stream best from L3) and scatter each row's NR-wide pieces to the slivers.
          * Walking one sliver at a time instead reads 64 bytes per row with a row-sized stride,
          * and packing took ~10% of the time on (128x400)@(400x784). */
-        int64_t nfull = nc / NR, rem = nc - nfull * NR;
+        int64_t nfull = nc / NR, rem = nc - nfull * NR, ss = SFX(gemm_bstride)(kc);
         for (int64_t p = 0; p < kc; p++) {
             const T *restrict src = b + p * ldb;
             T *restrict d = dst + p * NR;
             for (int64_t s = 0; s < nfull; s++)
-                for (int c = 0; c < NR; c++) d[s * kc * NR + c] = src[s * NR + c];
+                for (int c = 0; c < NR; c++) d[s * ss + c] = src[s * NR + c];
             if (rem) {
-                T *restrict de = d + nfull * kc * NR;
+                T *restrict de = d + nfull * ss;
                 for (int c = 0; c < NR; c++) de[c] = 0; /* whole row: see the B^T edge below */
                 for (int c = 0; c < rem; c++) de[c] = src[nfull * NR + c];
             }
@@ -100,7 +112,7 @@ static MG_NOINLINE void SFX(gemm_pack_b)(int trans, int64_t kc, int64_t nc, cons
                 for (int c = 0; c < nr; c++) dst[p * NR + c] = src[c * ldb + p];
             }
         }
-        dst += kc * NR;
+        dst += SFX(gemm_bstride)(kc);
     }
 }
 
@@ -405,7 +417,7 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
         /* the whole narrow block (gemm_thread hands it over whole): 4-row tiles across both
          * slivers */
         for (int64_t ir = 0; ir < mc; ir += 4)
-            SFX(gemm_ukernel_w3)(kc, abuf + ir * sr, sp, sr, bbuf, bbuf + NR * kc, c + ir * ldc,
+            SFX(gemm_ukernel_w3)(kc, abuf + ir * sr, sp, sr, bbuf, bbuf + SFX(gemm_bstride)(kc), c + ir * ldc,
                                  ldc, (int)(nc - NR), alpha, beta, mc - ir < 4 ? (int)(mc - ir) : 4);
         return;
     }
@@ -413,7 +425,7 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
     for (int64_t tile = t0; tile < t1; tile++) {
         int64_t jr = tile / mt * NR, ir = tile % mt * MR;
         int64_t nr = nc - jr < NR ? nc - jr : NR;
-        const T *bp = bbuf + jr * kc;
+        const T *bp = bbuf + jr / NR * SFX(gemm_bstride)(kc);
         {
             int64_t mr = mc - ir < MR ? mc - ir : MR;
             const T *ap = packed ? abuf + ir * kc : abuf + ir * sr;
@@ -537,7 +549,7 @@ static void SFX(gemm_thread)(int t, int nth, int split_m, int ta, int tb, int64_
             if (b0 < b1) {
                 int64_t j0 = jc + b0 * NR, jn = (b1 * NR < nc ? b1 * NR : nc) - b0 * NR;
                 const T *bsrc = tb ? b + j0 * ldb + pc : b + pc * ldb + j0;
-                SFX(gemm_pack_b)(tb, kc, jn, bsrc, ldb, bbuf + b0 * NR * kc);
+                SFX(gemm_pack_b)(tb, kc, jn, bsrc, ldb, bbuf + b0 * SFX(gemm_bstride)(kc));
             }
             if (split_m) {
                 /* B panel shared, A blocks private: wait for all of B */
@@ -644,7 +656,7 @@ void SFX(mg_gemm)(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, cons
 
     /* buffer: B panel(s) (shared), then A blocks: shared, or one per thread when split_m; each
      * part starts 64-byte aligned (the micro-kernel loads packed B with aligned loads). */
-    size_t bsz = (size_t)SFX(gemm_round_up)(SFX(gemm_round_up)(ncmax, NR) * kcb, 64 / sizeof(T));
+    size_t bsz = (size_t)SFX(gemm_round_up)((ncmax + NR - 1) / NR * SFX(gemm_bstride)(kcb), 64 / sizeof(T));
     size_t asz = (size_t)SFX(gemm_round_up)(mcb * kcb, 64 / sizeof(T));
     /* with threads, two copies of the shared B panel and (jr split) of the shared A block, see
      * gemm_thread */
