@@ -582,20 +582,31 @@ class BCEWithLogits(Function):
 
 class GaussianKL(Function):
     """KL(N(mu, e^logvar) || N(0, I)) per row (summed over the last dim):
-    -1/2 sum(1 + logvar - mu^2 - e^logvar);  dmu = g mu, dlogvar = g (e^logvar - 1) / 2"""
+    -1/2 sum(1 + logvar - mu^2 - e^logvar);  dmu = g mu, dlogvar = g (e^logvar - 1) / 2.
+    reduction 'sum' / 'mean' then adds up the rows (in float64) in the same node, as
+    bce_with_logits does: every row's gradient is the one upstream value (over the row count)."""
 
     op = "gaussian_kl"
 
     @staticmethod
-    def forward(ctx, mu, logvar):
+    def forward(ctx, mu, logvar, reduction="none"):
         if mu.shape != logvar.shape or mu.ndim < 1:
             raise ValueError(f"gaussian_kl: mu shape {mu.shape} and logvar shape {logvar.shape} must match (at least 1-D)")
         ctx.save_for_backward(mu, logvar)
-        return be().gaussian_kl(mu, logvar)
+        per_row = be().gaussian_kl(mu, logvar)
+        if reduction == "none":
+            return per_row
+        total = per_row.sum(dtype=np.float64)
+        if reduction == "mean":
+            total = total / max(per_row.size, 1)
+        return np.asarray(total, dtype=mu.dtype)
 
     @staticmethod
     def backward(ctx, g):
-        return be().gaussian_kl_backward(*ctx.saved, g)
+        mu, logvar = ctx.saved
+        if ctx.params.get("reduction", "none") == "mean":
+            g = np.asarray(g / max(mu.size // mu.shape[-1], 1), dtype=mu.dtype)
+        return be().gaussian_kl_backward(mu, logvar, g)
 
 
 # ---------------------------------------------------------------- functional forms

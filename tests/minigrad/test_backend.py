@@ -420,12 +420,15 @@ def test_gaussian_kl_kernels(dtype, data):
     logvar = data.draw(arrays(shape, -3.0, 3.0)).astype(dtype)
     assert_same(c.gaussian_kl(mu, logvar), ref.gaussian_kl(mu, logvar), dtype, "kl")
     g = data.draw(arrays(shape[:-1])).astype(dtype)
-    for got, want, what in zip(
-        c.gaussian_kl_backward(mu, logvar, g),
-        ref.gaussian_kl_backward(mu, logvar, g),
-        ["mu", "logvar"],
-    ):
-        assert_same(got, want, dtype, f"kl d{what}")
+    # one value per row, and one value every row shares (the gradient of a summed KL)
+    for g in (g, np.asarray(data.draw(st.floats(-3.0, 3.0)), dtype=dtype)):
+        for got, want, what in zip(
+            c.gaussian_kl_backward(mu, logvar, g),
+            ref.gaussian_kl_backward(mu, logvar, g),
+            ["mu", "logvar"],
+        ):
+            assert got.shape == mu.shape
+            assert_same(got, want, dtype, f"kl d{what}")
 
 
 # ---------------------------------------------------------------- optimizer steps

@@ -7,6 +7,7 @@ Outputs are allocated here by numpy; C only writes into them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -374,12 +375,19 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 def gaussian_kl_backward(
     mu: np.ndarray, logvar: np.ndarray, g: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
+    """(dmu, dlogvar) from g, the gradient of each row's KL: one value per row, or a single value
+    that every row shares (a summed KL), which the kernel reads with stride 0."""
     mu, logvar = _carray(mu), _carray(logvar)
-    g = _carray(np.broadcast_to(g, mu.shape[:-1]))
+    rows = mu.shape[:-1]
+    if g.size == 1 and g.ndim <= len(rows):
+        g, gs = _carray(g), 0
+    else:
+        g, gs = _carray(np.broadcast_to(g, rows)), 1
     dmu, dlv = np.empty_like(mu), np.empty_like(mu)
     _kernel("mg_gaussian_kl_bwd", mu.dtype)(
-        g.size, mu.shape[-1], _ptr(mu), _ptr(logvar), _ptr(g), 1, _ptr(dmu), _ptr(dlv)
-    )
+        math.prod(rows), mu.shape[-1], _ptr(mu), _ptr(logvar), _ptr(g), gs,
+        _ptr(dmu), _ptr(dlv),
+    )  # fmt: skip
     return dmu, dlv
 
 

@@ -45,9 +45,4 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, reduction: str = "none") -> Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) = -1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)),
     one value per row (the last dim is summed); then reduced by 'none' | 'sum' | 'mean'."""
     _check_reduction(reduction)
-    per_row = GaussianKL.apply(mu, logvar)
-    if reduction == "sum":
-        return per_row.sum()
-    if reduction == "mean":
-        return per_row.mean()
-    return per_row
+    return GaussianKL.apply(mu, logvar, reduction=reduction)
