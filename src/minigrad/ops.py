@@ -528,6 +528,10 @@ class Linear(Function):
             )
         if bias and bias[0].shape != (w.shape[0],):
             raise ValueError(f"linear: bias shape {bias[0].shape}, expected ({w.shape[0]},)")
+        if x.ndim == 2:  # the usual case: no reshape either way (each costs ~0.25 us)
+            y = be().linear(x, w, bias[0] if bias else None, act)
+            ctx.save_for_backward(x, w, y)
+            return y
         x2 = x.reshape(-1, x.shape[-1])
         y = be().linear(x2, w, bias[0] if bias else None, act)
         ctx.save_for_backward(x2, w, y)
@@ -538,11 +542,13 @@ class Linear(Function):
         x2, w, y = ctx.saved
         need = ctx.needs_input_grad
         has_bias = len(need) > 2
+        if g.shape != y.shape:  # input of more than 2 dims: rows flattened as in forward
+            g = g.reshape(y.shape)
         dx, dw, dbias = be().linear_backward(
-            g.reshape(y.shape), x2, w, y, ctx.params["act"], need[0], need[1], has_bias and need[2]
+            g, x2, w, y, ctx.params["act"], need[0], need[1], has_bias and need[2]
         )
-        if dx is not None:
-            dx = dx.reshape(ctx.inputs[0].shape)
+        if dx is not None and dx.shape != ctx.inputs[0].data.shape:
+            dx = dx.reshape(ctx.inputs[0].data.shape)
         return (dx, dw, dbias) if has_bias else (dx, dw)
 
 

@@ -307,14 +307,21 @@ def _linear_args(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, *outs: n
         raise ValueError(f"linear: input shape {x.shape} does not match weight shape {w.shape}")
     m, k = x.shape
     n = w.shape[0]
-    for a, shape in ((w, w.shape), (bias, (n,)), *((a, (m, n)) for a in outs)):
-        if a is None:
-            continue
-        if a.dtype != x.dtype:
-            raise TypeError(f"linear: operands must share a dtype, got {x.dtype} and {a.dtype}")
-        if a.shape != shape:
-            raise ValueError(f"linear: got an array of shape {a.shape} where {shape} was expected")
+    dtype = x.dtype
+    if w.dtype != dtype:
+        _linear_mismatch(dtype, w, w.shape)
+    if bias is not None and (bias.dtype != dtype or bias.shape != (n,)):
+        _linear_mismatch(dtype, bias, (n,))
+    for a in outs:  # plain loop and tests: this runs twice per Linear layer and step
+        if a.dtype != dtype or a.shape != (m, n):
+            _linear_mismatch(dtype, a, (m, n))
     return m, n, k
+
+
+def _linear_mismatch(dtype: np.dtype, a: np.ndarray, shape: tuple[int, ...]):
+    if a.dtype != dtype:
+        raise TypeError(f"linear: operands must share a dtype, got {dtype} and {a.dtype}")
+    raise ValueError(f"linear: got an array of shape {a.shape} where {shape} was expected")
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, act: str = "none") -> np.ndarray:
@@ -341,10 +348,11 @@ def linear_backward(g, x, w, y, act, need_x, need_w, need_bias):
     dw = _empty((n, k), dtype) if need_w else None
     dbias = _empty(n, dtype) if need_bias else None
     dpre = _empty((m, n), dtype) if act != "none" else None
-    buf = _BUFFER[dtype]
-    ins = [_from_buffer(buf, _carray(a)) for a in (g, y, x, w)]
-    outs = [ffi.NULL if a is None else _from_buffer(buf, a) for a in (dpre, dbias, dx, dw)]
-    kernel(_ACT[act], m, n, k, *ins, *outs)
+    buf, fb, null = _BUFFER[dtype], _from_buffer, ffi.NULL
+    kernel(_ACT[act], m, n, k, fb(buf, _carray(g)), fb(buf, _carray(y)), fb(buf, _carray(x)),
+           fb(buf, _carray(w)), null if dpre is None else fb(buf, dpre),
+           null if dbias is None else fb(buf, dbias), null if dx is None else fb(buf, dx),
+           null if dw is None else fb(buf, dw))  # fmt: skip
     return dx, dw, dbias
 
 
