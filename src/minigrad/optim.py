@@ -121,14 +121,21 @@ class Adam(Optimizer):
         self._check_grads()
         d = self.defaults
         b1, b2 = d["betas"]
-        live = [(p.data, p.grad.data, s) for p, s in zip(self.params, self.state) if p.grad is not None]
-        # a parameter's first step gets fresh state, kept only once the update has succeeded
-        state = [(s["exp_avg"], s["exp_avg_sq"], s["step"]) if s else
-                 (np.zeros_like(data), np.zeros_like(data), 0) for data, _, s in live]  # fmt: skip
-        backend.current().adam_step(
-            [e[0] for e in live], [e[1] for e in live], [m for m, _, _ in state],
-            [v for _, v, _ in state], [step + 1 for _, _, step in state],
-            d["lr"], b1, b2, d["eps"], d["weight_decay"],
-        )  # fmt: skip
-        for (_, _, s), (m, v, step) in zip(live, state):
-            s.update(step=step + 1, exp_avg=m, exp_avg_sq=v)
+        ps, gs, ms, vs, steps, states = [], [], [], [], [], []
+        for p, s in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            ps.append(p.data)
+            gs.append(p.grad.data)
+            if s:
+                ms.append(s["exp_avg"])
+                vs.append(s["exp_avg_sq"])
+                steps.append(s["step"] + 1)
+            else:  # a first step gets fresh state, kept only once the update has succeeded
+                ms.append(np.zeros_like(p.data))
+                vs.append(np.zeros_like(p.data))
+                steps.append(1)
+            states.append(s)
+        backend.current().adam_step(ps, gs, ms, vs, steps, d["lr"], b1, b2, d["eps"], d["weight_decay"])
+        for s, m, v, step in zip(states, ms, vs, steps):
+            s.update(step=step, exp_avg=m, exp_avg_sq=v)

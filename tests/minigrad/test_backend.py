@@ -454,13 +454,31 @@ def test_adam_step_matches_reference_over_several_steps(weight_decay, dtype, rng
     assert not any(np.array_equal(p, q) for p, q in zip(states["c"][0], p0))
 
 
-def test_adam_step_checks_every_tensor_before_updating_any():
-    ps = [np.zeros(4, np.float32), np.zeros(3, np.float32)]
-    state = [np.zeros(4, np.float32), np.zeros(3, np.float32)]
-    with pytest.raises(ValueError, match=r"parameter 1: gradient has shape \(2,\)"):
-        c.adam_step(ps, [np.ones(4, np.float32), np.ones(2, np.float32)], state, state, [1, 1],
-                    0.1, 0.9, 0.999, 1e-8, 0.0)  # fmt: skip
-    assert not ps[0].any()
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        ({"g": np.ones(2, np.float32)}, ValueError, r"parameter 1: gradient has shape \(2,\)"),
+        ({"g": np.ones(3, np.float64)}, ValueError, r"parameter 1: gradient has shape \(3,\) float64"),
+        ({"m": np.zeros(4, np.float32)}, ValueError, r"parameter 1: optimizer state has shape \(4,\)"),
+        ({"v": np.zeros(6, np.float32)[::2]}, ValueError, r"parameter 1: .*contiguous, writable"),
+        ({"m": np.zeros(3, np.float64)}, ValueError, r"parameter 1: .*one dtype"),
+        ({"p": _read_only(np.zeros(3, np.float32))}, ValueError, r"parameter 1: .*writable"),
+        ({"p": np.zeros(3, np.int32), "g": np.ones(3, np.int32)}, TypeError, r"parameter 1: .*float32 or float64"),
+    ],
+)
+def test_adam_step_checks_every_tensor_before_updating_any(bad, error, match):
+    ps = [np.zeros(4, np.float32), bad.get("p", np.zeros(3, np.float32))]
+    grads = [np.ones(4, np.float32), bad.get("g", np.ones(3, np.float32))]
+    ms = [np.zeros(4, np.float32), bad.get("m", np.zeros(3, np.float32))]
+    vs = [np.zeros(4, np.float32), bad.get("v", np.zeros(3, np.float32))]
+    with pytest.raises(error, match=match):
+        c.adam_step(ps, grads, ms, vs, [1, 1], 0.1, 0.9, 0.999, 1e-8, 0.0)
+    assert not ps[0].any() and not ms[0].any()
 
 
 def test_adam_step_updates_overlapping_parameters_in_order():

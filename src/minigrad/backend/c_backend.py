@@ -434,17 +434,33 @@ _POINTERS: dict[np.dtype, str] = {np.dtype(np.float32): "float *[]", np.dtype(np
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay) -> None:
     """One Adam update of every parameter (lists of arrays; steps: each one's step count, from
     1), in one C call per dtype. Every buffer is checked before anything is updated."""
-    groups: dict[np.dtype, list] = {}
+    # per dtype: sizes, steps, then pointers to p, g, m, v. The checks are those of
+    # _state_buffers / _grad_buffer inlined (this runs every step for every parameter); when one
+    # fails, those functions are called for their error message.
+    groups: dict[np.dtype, tuple[list, ...]] = {}
+    fb = _from_buffer
     for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        pp, pm, pv = _state_buffers(p, m, v, index=i)
-        groups.setdefault(p.dtype, []).append((p.size, steps[i], pp, _grad_buffer(p, g, i), pm, pv))
-    for dtype, group in groups.items():
+        shape, dtype = p.shape, p.dtype
+        buf = _BUFFER.get(dtype)
+        if (buf is None or m.shape != shape or v.shape != shape or m.dtype != dtype or v.dtype != dtype
+                or not (p.flags.carray and m.flags.carray and v.flags.carray)):  # fmt: skip
+            _state_buffers(p, m, v, index=i)  # raises, naming the problem
+        if g.shape != shape or g.dtype != dtype:
+            _grad_buffer(p, g, i)  # raises
+        group = groups.get(dtype)
+        if group is None:
+            group = groups[dtype] = ([], [], [], [], [], [])
+        group[0].append(p.size)
+        group[1].append(steps[i])
+        group[2].append(fb(buf, p))
+        group[3].append(fb(buf, _carray(g)))
+        group[4].append(fb(buf, m))
+        group[5].append(fb(buf, v))
+    for dtype, (sizes, counts, *pointers) in groups.items():
         ptrs = _POINTERS[dtype]
         _kernel("mg_adam", dtype)(
-            len(group), ffi.new("int64_t[]", [e[0] for e in group]),
-            ffi.new("int64_t[]", [e[1] for e in group]),
-            *(ffi.new(ptrs, [e[c] for e in group]) for c in (2, 3, 4, 5)),
-            lr, beta1, beta2, eps, weight_decay,
+            len(sizes), ffi.new("int64_t[]", sizes), ffi.new("int64_t[]", counts),
+            *(ffi.new(ptrs, column) for column in pointers), lr, beta1, beta2, eps, weight_decay,
         )  # fmt: skip
 
 
