@@ -268,8 +268,9 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     # views, and the caller's own array are copied instead.
     owned: set[int] = set()
     anomaly, retain_all = FLAGS.anomaly, FLAGS.retain_grads  # flags do not change mid-backward
+    pop, pending = grads.pop, grads.get  # the loop below runs once per node: kept to plain steps
     for node in _backward_order(root):
-        g = grads.pop(node.id, None)
+        g = pop(node.id, None)
         if g is None:
             continue
         fn = node._ctx
@@ -288,24 +289,28 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 "again on the same graph."
             )
         input_grads = fn.backward(fn, g)
-        if not isinstance(input_grads, tuple):
+        if input_grads.__class__ is not tuple:
             input_grads = (input_grads,)
-        handed_out: set[int] = set()
+        handed_out: set[int] = set()  # ids of the arrays already given to an input of this node
         for parent, pg in zip(fn.inputs, input_grads):
             if pg is None or not parent.requires_grad:
                 continue
             if anomaly:
                 _check_finite("backward", fn.op, fn.inputs, pg)
-            if pg.shape != parent.data.shape:
-                pg = unbroadcast(pg, parent.data.shape)
-            previous = grads.get(parent.id)
+            shape = parent.data.shape
+            if pg.shape != shape:
+                pg = unbroadcast(pg, shape)
+            pid = parent.id
+            previous = pending(pid)
             if previous is None:
-                grads[parent.id] = pg
-                fresh = pg is not g and pg.base is None and id(pg) not in handed_out and pg.flags.c_contiguous
-                (owned.add if fresh else owned.discard)(parent.id)
+                grads[pid] = pg
+                if pg is not g and pg.base is None and id(pg) not in handed_out and pg.flags.c_contiguous:
+                    owned.add(pid)
+                else:
+                    owned.discard(pid)
             else:
-                grads[parent.id] = be.binary("add", previous, pg)
-                owned.add(parent.id)
+                grads[pid] = be.binary("add", previous, pg)
+                owned.add(pid)
             handed_out.add(id(pg))
         if not retain_graph:
             fn.saved = None
