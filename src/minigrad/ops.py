@@ -7,6 +7,7 @@ stack) move data with numpy views and copies; all arithmetic goes through ``back
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -611,7 +612,7 @@ class GaussianKL(Function):
     def backward(ctx, g):
         mu, logvar = ctx.saved
         if ctx.params.get("reduction", "none") == "mean":
-            g = np.asarray(g / max(mu.size // mu.shape[-1], 1), dtype=mu.dtype)
+            g = np.asarray(g / max(math.prod(mu.shape[:-1]), 1), dtype=mu.dtype)
         return be().gaussian_kl_backward(mu, logvar, g)
 
 
