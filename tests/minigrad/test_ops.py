@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad as mg
+from minigrad.nn import functional as F
 from minigrad.autograd import REGISTRY
 
 DTYPES = [mg.float32, mg.float64]
@@ -148,3 +149,15 @@ def test_logsumexp_of_large_and_minus_infinite_values():
     out = x.logsumexp(axis=1).data
     np.testing.assert_allclose(out[0], 1000 + np.log(2))
     assert out[1] == -np.inf
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_gaussian_kl_of_empty_rows(reduction):
+    """A zero-width latent: every row's KL is 0 and the gradients are empty, for each reduction
+    (the mean's backward counts rows from the shape, not size / width)."""
+    mu = mg.Tensor(np.zeros((4, 0), np.float32), requires_grad=True)
+    logvar = mg.Tensor(np.zeros((4, 0), np.float32), requires_grad=True)
+    out = F.gaussian_kl(mu, logvar, reduction=reduction)
+    assert np.all(out.data == 0) and out.shape == ((4,) if reduction == "none" else ())
+    (out.sum() if reduction == "none" else out).backward()
+    assert mu.grad.shape == logvar.grad.shape == (4, 0)
