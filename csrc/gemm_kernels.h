@@ -66,6 +66,9 @@ static MG_NOINLINE void SFX(gemm_pack_a)(int trans, int64_t mc, int64_t kc, cons
 #ifndef MG_BPAD
 #define MG_BPAD 64
 #endif
+#if MG_BPAD % 64 != 0
+#error "MG_BPAD must be a multiple of 64 bytes: packed slivers are stored with aligned vector stores"
+#endif
 static inline int64_t SFX(gemm_bstride)(int64_t kc) { return kc * NR + MG_BPAD / (int64_t)sizeof(T); }
 
 /* Pack rows [0, kc) x cols [0, nc) of op(B) into NR-column slivers, zero-padding the last one.
@@ -423,7 +426,7 @@ static void SFX(gemm_macro)(int64_t mc, int64_t nc, int64_t kc, int64_t t0, int6
     }
 #endif
     /* tile = sliver * mt + row_tile, followed by counting (one division here, not one per
-     * tile: a 64-bit idiv per tile was ~1% of a VAE step, NOTES AF) */
+     * tile: with a 64-bit idiv per tile this loop was 0.93% of a 1-thread VAE step, NOTES AF) */
     int64_t sliver = t0 / mt, row_tile = t0 % mt, bstride = SFX(gemm_bstride)(kc);
     for (int64_t tile = t0; tile < t1; tile++) {
         int64_t jr = sliver * NR, ir = row_tile * MR;

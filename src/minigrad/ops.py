@@ -604,8 +604,8 @@ class GaussianKL(Function):
         if reduction == "none":
             return per_row
         total = per_row.sum(dtype=np.float64)
-        if reduction == "mean":
-            total = total / max(per_row.size, 1)
+        if reduction == "mean":  # the mean of no rows is NaN, as mean() gives
+            total = total / per_row.size if per_row.size else np.nan
         return np.asarray(total, dtype=mu.dtype)
 
     @staticmethod

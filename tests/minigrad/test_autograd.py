@@ -180,6 +180,28 @@ def test_a_user_function_may_keep_state_on_ctx_with_or_without_grad():
     np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
 
 
+def test_a_user_function_may_return_its_gradients_as_a_namedtuple():
+    from collections import namedtuple
+
+    Grads = namedtuple("Grads", "da db")
+
+    class Mul(mg.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            a, b = ctx.saved
+            return Grads(g * b, g * a)
+
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    Mul.apply(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [3.0, 4.0])
+    np.testing.assert_array_equal(b.grad.data, [1.0, 2.0])
+
+
 def test_backward_is_right_whatever_ids_tensors_carry():
     # backward runs nodes in descending id order; a tensor with an id from elsewhere must not
     # be skipped

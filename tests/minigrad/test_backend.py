@@ -413,6 +413,19 @@ def test_gaussian_kl_wide_rows_and_the_whole_logvar_range(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("g_shape", [(), (1,), (1, 1), (3, 4)])
+def test_gaussian_kl_backward_takes_one_value_or_one_per_row(dtype, g_shape):
+    """Rows (3, 4): a gradient of one element in any of its shapes is shared by every row (read
+    with stride 0); a full (3, 4) one gives each row its own."""
+    rng = np.random.default_rng(3)
+    mu, logvar = (rng.standard_normal((3, 4, 5)).astype(dtype) for _ in range(2))
+    g = rng.standard_normal(g_shape).astype(dtype)
+    for got, want in zip(c.gaussian_kl_backward(mu, logvar, g), ref.gaussian_kl_backward(mu, logvar, g)):
+        assert got.shape == mu.shape
+        assert_same(got, want, dtype, f"kl backward, g of shape {g_shape}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @given(data=st.data())
 def test_gaussian_kl_kernels(dtype, data):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5))
@@ -459,6 +472,11 @@ def _read_only(a):
     return a
 
 
+def _unaligned(n):
+    """n float32 zeros starting one byte into a buffer: not aligned to their element size."""
+    return np.frombuffer(bytearray(4 * n + 1), dtype=np.float32, count=n, offset=1)
+
+
 @pytest.mark.parametrize(
     "bad, error, match",
     [
@@ -469,6 +487,13 @@ def _read_only(a):
         ({"m": np.zeros(3, np.float64)}, ValueError, r"parameter 1: .*one dtype"),
         ({"p": _read_only(np.zeros(3, np.float32))}, ValueError, r"parameter 1: .*writable"),
         ({"p": np.zeros(3, np.int32), "g": np.ones(3, np.int32)}, TypeError, r"parameter 1: .*float32 or float64"),
+        ({"p": np.zeros(6, np.float32)[::2]}, ValueError, r"parameter 1: .*contiguous, writable"),
+        ({"p": _unaligned(3)}, ValueError, r"parameter 1: .*contiguous, writable"),
+        ({"m": _read_only(np.zeros(3, np.float32))}, ValueError, r"parameter 1: .*writable"),
+        ({"v": np.zeros(3, np.float64)}, ValueError, r"parameter 1: .*one dtype"),
+        # a second dtype group: checked with the first, before either group's update runs
+        ({"p": np.zeros(3), "g": np.ones(2), "m": np.zeros(3), "v": np.zeros(3)}, ValueError,
+         r"parameter 1: gradient has shape \(2,\) float64"),
     ],
 )
 def test_adam_step_checks_every_tensor_before_updating_any(bad, error, match):

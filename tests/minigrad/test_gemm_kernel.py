@@ -218,3 +218,23 @@ def test_thread_counts_agree(shape, dtype):
             np.testing.assert_array_equal(o, outs[0])
     finally:
         lib.mg_set_num_threads(before)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shape_grid(dtype, threads):
+    """A grid around the block and tile sizes, alpha 0.5 and beta 0.25: m 1-400 (edge rows, 6-row
+    tiles, several row blocks), n 1-784 (one vector, one sliver, the narrow 17-24 tiles, many
+    slivers), k 1-800 (k = 64 / 128 / 200 pack B with the sliver padding of NOTES AB; 384 / 385 /
+    800 give several k blocks), every transpose. ~15 s: opt in with `-m slow`."""
+    before = lib.mg_get_num_threads()
+    lib.mg_set_num_threads(threads)
+    try:
+        for m, n, k in itertools.product((1, 2, 5, 6, 7, 13, 128, 150, 400),
+                                         (1, 8, 9, 16, 17, 20, 24, 25, 32, 33, 47, 400, 784),
+                                         (1, 17, 64, 128, 200, 384, 385, 800)):  # fmt: skip
+            for ta, tb in TRANS:
+                check(ta, tb, m, n, k, alpha=0.5, beta=0.25, dtype=dtype, seed=m * n + k)
+    finally:
+        lib.mg_set_num_threads(before)

@@ -152,12 +152,24 @@ def test_logsumexp_of_large_and_minus_infinite_values():
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-def test_gaussian_kl_of_empty_rows(reduction):
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_gaussian_kl_of_empty_rows(reduction, backend):
     """A zero-width latent: every row's KL is 0 and the gradients are empty, for each reduction
-    (the mean's backward counts rows from the shape, not size / width)."""
-    mu = mg.Tensor(np.zeros((4, 0), np.float32), requires_grad=True)
-    logvar = mg.Tensor(np.zeros((4, 0), np.float32), requires_grad=True)
-    out = F.gaussian_kl(mu, logvar, reduction=reduction)
-    assert np.all(out.data == 0) and out.shape == ((4,) if reduction == "none" else ())
-    (out.sum() if reduction == "none" else out).backward()
-    assert mu.grad.shape == logvar.grad.shape == (4, 0)
+    (the mean's backward counts rows from the shape, not size / width). No rows at all: the sum
+    is 0 and the mean NaN, as sum() and mean() of an empty tensor give."""
+    with mg.backend.use(backend):
+        mu = mg.Tensor(np.zeros((4, 0), np.float32), requires_grad=True)
+        logvar = mg.Tensor(np.zeros((4, 0), np.float32), requires_grad=True)
+        out = F.gaussian_kl(mu, logvar, reduction=reduction)
+        assert np.all(out.data == 0) and out.shape == ((4,) if reduction == "none" else ())
+        (out.sum() if reduction == "none" else out).backward()
+        assert mu.grad.shape == logvar.grad.shape == (4, 0)
+
+        mu = mg.Tensor(np.zeros((0, 3), np.float32), requires_grad=True)
+        out = F.gaussian_kl(mu, mg.Tensor(np.zeros((0, 3), np.float32)), reduction=reduction)
+        if reduction == "mean":
+            assert np.isnan(out.data) and np.isnan(mu.sum(axis=1).mean().data)
+        else:
+            assert out.shape == ((0,) if reduction == "none" else ()) and np.all(out.data == 0)
+        (out.sum() if reduction == "none" else out).backward()
+        assert mu.grad.shape == (0, 3)
