@@ -55,20 +55,7 @@ void SFX(mg_bias_act_bwd)(int act, int64_t m, int64_t n, const T *g, const T *y,
             }
         });
     }
-    if (!dbias) return;
-    const T *src = act == MG_ACT_NONE ? g : dpre;
-    /* column sums in blocks of 256 columns; each thread owns its columns */
-    int64_t nblk = (n + 255) / 256;
-    MG_FOR(b, nblk, m * n >= MG_PARALLEL_MIN, {
-        int64_t j0 = b * 256, jn = n - j0 < 256 ? n - j0 : 256;
-        double acc[256];
-        for (int64_t j = 0; j < jn; j++) acc[j] = 0;
-        for (int64_t i = 0; i < m; i++) {
-            const T *restrict dr = src + i * n + j0;
-            for (int64_t j = 0; j < jn; j++) acc[j] += dr[j];
-        }
-        for (int64_t j = 0; j < jn; j++) dbias[j0 + j] = (T)acc[j];
-    });
+    if (dbias) SFX(mg_colsum)(m, n, n, act == MG_ACT_NONE ? g : dpre, dbias);
 }
 
 /* Sum of n values (a tile) in double, eight independent lanes (so it vectorizes). */

@@ -81,10 +81,16 @@ static void SFX(colsum_rows)(int64_t r0, int64_t r1, int64_t w, int64_t rs, cons
  * is one task over all rows, summed on the stack. Otherwise the rows are also cut into chunks,
  * so that threads have work when the columns are few: each (chunk, block) task sums into its own
  * row of a scratch buffer, and the chunks are then added in chunk order. Chunk sizes depend on
- * the shape only, so the result does not depend on the thread count. Returns 0 when the scratch
- * cannot be allocated (the caller then takes the general path). */
+ * the shape only, so the result does not depend on the thread count. Without memory for the
+ * scratch, each block is one task over all rows. Also the bias gradient of the fused Linear
+ * backward (fused_impl.h), declared in typedefs.h. */
 #define MG_COLSUM_COLS 512
-static int SFX(colsum)(int64_t rows, int64_t cols, int64_t rs, const T *x, T *out) {
+void SFX(mg_colsum)(int64_t rows, int64_t cols, int64_t rs, const T *x, T *out) {
+    if (rows == 0) { /* an empty batch: every sum is 0 */
+        for (int64_t j = 0; j < cols; j++) out[j] = 0;
+        return;
+    }
+    if (cols == 0) return;
     int64_t width = cols < MG_COLSUM_COLS ? cols : MG_COLSUM_COLS;
     int64_t nblk = (cols + width - 1) / width;
     /* at most 64 chunks of at least 32 rows: the scratch is at most 64 x 7 x 512 doubles */
@@ -93,18 +99,18 @@ static int SFX(colsum)(int64_t rows, int64_t cols, int64_t rs, const T *x, T *ou
     if (chunk < 32) chunk = 32;
     int64_t nch = (rows + chunk - 1) / chunk;
     int big = rows * cols >= MG_PARALLEL_MIN;
-    if (nch == 1) {
+    /* scratch: one row of width doubles per chunk, for every column block */
+    double *part = nch == 1 ? NULL
+                            : (double *)malloc((size_t)nch * (size_t)nblk * (size_t)width * sizeof(double));
+    if (!part) {
         MG_FOR(blk, nblk, big && nblk > 1, {
             double acc[MG_COLSUM_COLS];
             int64_t j0 = blk * width, w = cols - j0 < width ? cols - j0 : width;
             SFX(colsum_rows)(0, rows, w, rs, x + j0, acc);
             for (int64_t j = 0; j < w; j++) out[j0 + j] = (T)acc[j];
         });
-        return 1;
+        return;
     }
-    /* scratch: one row of width doubles per chunk, for every column block */
-    double *part = (double *)malloc((size_t)nch * (size_t)nblk * (size_t)width * sizeof(double));
-    if (!part) return 0;
     MG_FOR(task, nch * nblk, big, {
         int64_t ch = task / nblk, blk = task % nblk;
         int64_t j0 = blk * width, w = cols - j0 < width ? cols - j0 : width;
@@ -121,7 +127,6 @@ static int SFX(colsum)(int64_t rows, int64_t cols, int64_t rs, const T *x, T *ou
         for (int64_t j = 0; j < w; j++) out[j0 + j] = (T)total[j];
     }
     free(part);
-    return 1;
 }
 
 void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x,
@@ -144,9 +149,10 @@ void SFX(mg_reduce)(int op, int ndim, int nred, const int64_t *shape, const T *x
         return;
     }
     /* A 2-D column sum (after coalescing, any sum over leading axes of a contiguous array) */
-    if (op == MG_SUM && nkeep == 1 && nred == 1 && xs[0] == 1 && xs[1] != 1 && shape[0] >= 8 &&
-        SFX(colsum)(shape[1], shape[0], xs[1], x, out))
+    if (op == MG_SUM && nkeep == 1 && nred == 1 && xs[0] == 1 && xs[1] != 1 && shape[0] >= 8) {
+        SFX(mg_colsum)(shape[1], shape[0], xs[1], x, out);
         return;
+    }
     /* Column sum: the last kept dim is unit-stride in x; accumulate rows of it. */
     if (op == MG_SUM && nkeep >= 1 && xs[nkeep - 1] == 1 && xs[ndim - 1] != 1 &&
         shape[nkeep - 1] >= 8) {

@@ -289,7 +289,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 "again on the same graph."
             )
         input_grads = fn.backward(fn, g)
-        if input_grads.__class__ is not tuple and not isinstance(input_grads, tuple):  # a namedtuple too
+        if not isinstance(input_grads, tuple):  # a namedtuple counts as a tuple
             input_grads = (input_grads,)
         handed_out: set[int] = set()  # ids of the arrays already given to an input of this node
         for parent, pg in zip(fn.inputs, input_grads):

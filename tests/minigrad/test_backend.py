@@ -302,8 +302,9 @@ def test_linear_kernel(act, bias, dtype, data, cases):
 @pytest.mark.parametrize("act", ["none", "relu", "sigmoid", "tanh"])
 @given(data=st.data(), need=st.tuples(st.booleans(), st.booleans(), st.booleans()))
 def test_linear_backward_kernel(act, dtype, data, need, cases):
-    m, k = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))
-    n = data.draw(st.sampled_from([1, 3, 17, 300]))  # 300: the bias sums span two column blocks
+    # m = 0: an empty batch (zero bias sums); 100: the bias sums split the rows into chunks
+    m, k = data.draw(st.sampled_from([0, 1, 2, 5, 7, 100])), data.draw(st.integers(1, 7))
+    n = data.draw(st.sampled_from([1, 3, 17, 300, 600]))  # 600: two column blocks
     layouts = st.sampled_from(cases.LAYOUTS)
     x = cases.with_layout(data.draw(arrays((m, k))).astype(dtype), data.draw(layouts))
     w = cases.with_layout(data.draw(arrays((n, k))).astype(dtype), data.draw(layouts))

@@ -399,33 +399,36 @@ def gaussian_kl_backward(
     return dmu, dlv
 
 
-def _state_buffers(p: np.ndarray, *state: np.ndarray, index: int | None = None) -> list:
-    """Check what the update kernels assume of a parameter and its state -- every buffer has p's
-    shape and dtype and is contiguous, aligned and writable -- and return pointers to each.
-    `index` names the parameter in the error."""
+def _update_buffers(index: int | None, p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> list:
+    """Pointers to p, g and each state array for an in-place update kernel, after checking what it
+    assumes: p and its state float32/float64, of one shape and dtype, contiguous, aligned and
+    writable; g of p's shape and dtype (copied if it is not contiguous and aligned). `index` names
+    the parameter in the error. Runs for every parameter at every step: the checks are a few
+    compares, the messages are built only on failure."""
     shape, dtype = p.shape, p.dtype
     buf = _BUFFER.get(dtype)
-    ptrs = []
-    for a in (p, *state):
-        if buf is None or a.shape != shape or a.dtype != dtype or not a.flags.carray:
-            what = "parameter" if index is None else f"parameter {index}"
-            if buf is None:
-                raise TypeError(f"{what}: the C kernels take float32 or float64 arrays, got {dtype}")
-            if a.shape != shape:
-                raise ValueError(f"{what}: optimizer state has shape {a.shape}, the parameter has shape {shape}")
-            # carray: C-contiguous, aligned and writeable
-            raise ValueError(f"{what}: parameters and optimizer state must be contiguous, writable arrays of one dtype")
-        ptrs.append(ffi.from_buffer(buf, a))
+    if buf is None or g.shape != shape or g.dtype != dtype or not p.flags.carray:
+        _refuse_update(index, p, g, state)
+    ptrs = [_from_buffer(buf, p), _from_buffer(buf, _carray(g))]
+    for a in state:
+        if a.shape != shape or a.dtype != dtype or not a.flags.carray:  # carray: C-contiguous, aligned, writable
+            _refuse_update(index, p, g, state)
+        ptrs.append(_from_buffer(buf, a))
     return ptrs
 
 
-def _grad_buffer(p: np.ndarray, g: np.ndarray, index: int | None = None):
-    """Pointer to g (copied if it is not contiguous and aligned) after checking it matches its
-    parameter."""
-    if g.shape != p.shape or g.dtype != p.dtype:
-        what = "parameter" if index is None else f"parameter {index}"
-        raise ValueError(f"{what}: gradient has shape {g.shape} {g.dtype}, the parameter has shape {p.shape} {p.dtype}")
-    return ffi.from_buffer(_BUFFER[p.dtype], _carray(g))
+def _refuse_update(index: int | None, p: np.ndarray, g: np.ndarray, state: tuple[np.ndarray, ...]):
+    """Raise the error _update_buffers found, naming the first problem."""
+    what = "parameter" if index is None else f"parameter {index}"
+    shape, dtype = p.shape, p.dtype
+    if dtype not in _BUFFER:
+        raise TypeError(f"{what}: the C kernels take float32 or float64 arrays, got {dtype}")
+    for a in state:
+        if a.shape != shape:
+            raise ValueError(f"{what}: optimizer state has shape {a.shape}, the parameter has shape {shape}")
+    if any(a.dtype != dtype or not a.flags.carray for a in (p, *state)):
+        raise ValueError(f"{what}: parameters and optimizer state must be contiguous, writable arrays of one dtype")
+    raise ValueError(f"{what}: gradient has shape {g.shape} {g.dtype}, the parameter has shape {shape} {dtype}")
 
 
 _POINTERS: dict[np.dtype, str] = {np.dtype(np.float32): "float *[]", np.dtype(np.float64): "double *[]"}
@@ -434,28 +437,19 @@ _POINTERS: dict[np.dtype, str] = {np.dtype(np.float32): "float *[]", np.dtype(np
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay) -> None:
     """One Adam update of every parameter (lists of arrays; steps: each one's step count, from
     1), in one C call per dtype. Every buffer is checked before anything is updated."""
-    # per dtype: sizes, steps, then pointers to p, g, m, v. The checks are those of
-    # _state_buffers / _grad_buffer inlined (this runs every step for every parameter); when one
-    # fails, those functions are called for their error message.
+    # per dtype: sizes, steps, then pointers to p, g, m, v
     groups: dict[np.dtype, tuple[list, ...]] = {}
-    fb = _from_buffer
     for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        shape, dtype = p.shape, p.dtype
-        buf = _BUFFER.get(dtype)
-        if (buf is None or m.shape != shape or v.shape != shape or m.dtype != dtype or v.dtype != dtype
-                or not (p.flags.carray and m.flags.carray and v.flags.carray)):  # fmt: skip
-            _state_buffers(p, m, v, index=i)  # raises, naming the problem
-        if g.shape != shape or g.dtype != dtype:
-            _grad_buffer(p, g, i)  # raises
-        group = groups.get(dtype)
+        pp, pg, pm, pv = _update_buffers(i, p, g, m, v)
+        group = groups.get(p.dtype)
         if group is None:
-            group = groups[dtype] = ([], [], [], [], [], [])
+            group = groups[p.dtype] = ([], [], [], [], [], [])
         group[0].append(p.size)
         group[1].append(steps[i])
-        group[2].append(fb(buf, p))
-        group[3].append(fb(buf, _carray(g)))
-        group[4].append(fb(buf, m))
-        group[5].append(fb(buf, v))
+        group[2].append(pp)
+        group[3].append(pg)
+        group[4].append(pm)
+        group[5].append(pv)
     for dtype, (sizes, counts, *pointers) in groups.items():
         ptrs = _POINTERS[dtype]
         _kernel("mg_adam", dtype)(
@@ -466,8 +460,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps
 
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
     kernel = _kernel("mg_sgd", p.dtype)
-    pg = _grad_buffer(p, g)
-    pp, pb = _state_buffers(p, buf)
+    pp, pg, pb = _update_buffers(None, p, g, buf)
     kernel(p.size, pp, pg, pb, lr, momentum, dampening, weight_decay, int(nesterov), int(first_step))
 
 
