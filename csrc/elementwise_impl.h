@@ -30,7 +30,7 @@ static void SFX(unary_row)(int op, int64_t n, const T *restrict x, int64_t xs, T
                            T p, T q) {
     switch (op) {
     case MG_NEG: MG_ROW1(-v); break;
-    case MG_EXP: MG_ROW1(M(exp)(v)); break;
+    case MG_EXP: MG_ROW1(SFX(mg_exp)(v)); break; /* float32: the vectorizable one (fastmath.h) */
     case MG_LOG: MG_ROW1(M(log)(v)); break;
     case MG_SQRT: MG_ROW1(M(sqrt)(v)); break;
     case MG_TANH: MG_ROW1(M(tanh)(v)); break;

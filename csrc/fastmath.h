@@ -11,10 +11,14 @@
 
 /* e^x for float32: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n by exponent
  * bits. With full_range (a constant after inlining) 2^n is applied as two powers of two, so
- * n = 128 (x up to ln(FLT_MAX) = 88.72) stays finite as in libm; without it one scale suffices up
- * to 88.37 and saves the multiply, which the BCE loop (exponents <= 0 only) measured at 10-15%. */
+ * n = 128 (x up to ln(FLT_MAX) = 88.72) stays finite and n down to -150 gives libm's subnormal
+ * results (one rounding, in the second product) instead of 0; within 1 ulp of the correctly
+ * rounded e^x over every float, as libm's expf (NOTES AK). Without it one scale suffices for
+ * [-87.34, 88.37] and saves the multiply, which the BCE loop (exponents <= 0 only, tiny ones
+ * flushed to 0 there) measured at 10-15%. */
 static inline float mg_expf_impl(float x, const int full_range) {
-    const float hi = full_range ? 88.7228391117f : 88.3762626647949f, lo = -87.3365447504f;
+    const float hi = full_range ? 88.7228391117f : 88.3762626647949f;
+    const float lo = full_range ? -103.972077083992f : -87.3365447504f;
     float xc = x > hi ? hi : (x < lo ? lo : x);
     float n = floorf(xc * 1.44269504088896341f + 0.5f);
     float r = xc - n * 0.693359375f;
