@@ -84,7 +84,10 @@ ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
 ffibuilder.set_source(
     "minigrad._kernels",
-    '#include "minigrad.h"',
+    # the flags go into the generated source too: a change of flags (MINIGRAD_PORTABLE, say) in
+    # a tree built before then changes that file, so setuptools rebuilds instead of reusing the
+    # extension it built with the old flags
+    f'/* compiled with: {flags_text} */\n#include "minigrad.h"',
     sources=[os.path.relpath(p, Path.cwd()) for p in sorted(CSRC.glob("*.c"))],
     include_dirs=[os.path.relpath(CSRC, Path.cwd())],
     define_macros=[("MG_BUILD_FLAGS", f'"{flags_text}"')],
