@@ -8,6 +8,7 @@ Run by ``pip install .`` through setup.py's ``cffi_modules``. Environment knobs:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -78,16 +79,20 @@ def cdef_source() -> str:
 
 
 cflags, ldflags = compile_flags()
-flags_text = re.sub(r'["\\]', "", " ".join(cflags))
+# for the MG_BUILD_FLAGS string literal: no quotes, backslashes or '?' (with -std=c99 a "??/"
+# trigraph is a backslash)
+flags_text = re.sub(r'["\\?]', "", " ".join(cflags))
 
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
 ffibuilder.set_source(
     "minigrad._kernels",
-    # the flags go into the generated source too: a change of flags (MINIGRAD_PORTABLE, say) in
-    # a tree built before then changes that file, so setuptools rebuilds instead of reusing the
-    # extension it built with the old flags
-    f'/* compiled with: {flags_text} */\n#include "minigrad.h"',
+    # a digest of the flags goes into the generated source too: a change of flags
+    # (MINIGRAD_PORTABLE, say) in a tree built before then changes that file, so setuptools
+    # rebuilds instead of reusing the extension it built with the old flags. (A digest, not the
+    # flags: a user's flag could contain the comment's end.)
+    f"/* compile flags {hashlib.sha256(' '.join(cflags + ldflags).encode()).hexdigest()[:16]} */\n"
+    '#include "minigrad.h"',
     sources=[os.path.relpath(p, Path.cwd()) for p in sorted(CSRC.glob("*.c"))],
     include_dirs=[os.path.relpath(CSRC, Path.cwd())],
     define_macros=[("MG_BUILD_FLAGS", f'"{flags_text}"')],

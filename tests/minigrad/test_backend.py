@@ -71,19 +71,22 @@ def test_unary_kernels_at_special_values(op, dtype):
 
 def test_float32_exp_within_one_ulp_over_its_whole_range():
     """exp in float32 is minigrad's own polynomial (it vectorizes; libm's expf does not): within
-    1 ulp of e^x correctly rounded, for every 97th float from below the subnormal results
-    (-110) to past overflow (90), and the same zeros, subnormals and infinities at the ends."""
+    1 ulp of e^x correctly rounded, for every 997th float from below the subnormal results (-110)
+    to past overflow (90) and every float near both ends, with the same zeros, subnormals and
+    infinities there."""
     def ordered(f):  # float32 bit patterns as integers that count ulps across zero
         i = f.view(np.int32).astype(np.int64)
         return np.where(i < 0, np.int64(-(2**31)) - i, i)
 
-    lo, hi = ordered(np.array([-110.0, 90.0], np.float32))
-    keys = np.arange(lo, hi, 97, dtype=np.int64)
-    bits = np.where(keys < 0, np.int64(-(2**31)) - keys, keys).astype(np.int32)
-    x = np.concatenate([bits.view(np.float32), np.float32([88.72283, 88.72284, -103.97207, -103.97208])])
+    def floats(lo, hi, step):
+        keys = np.arange(*ordered(np.array([lo, hi], np.float32)), step, dtype=np.int64)
+        return np.where(keys < 0, np.int64(-(2**31)) - keys, keys).astype(np.int32).view(np.float32)
+
+    x = np.concatenate([floats(-110.0, 90.0, 997), floats(-103.98, -103.96, 1), floats(88.71, 88.73, 1)])
     with np.errstate(over="ignore", under="ignore"):
         want = np.exp(x.astype(np.float64)).astype(np.float32)
     got = c.unary("exp", x)
+    assert (want == 0).any() and (want[want > 0].min() < 1e-44) and np.isinf(want).any()  # both ends covered
     assert np.array_equal(np.isinf(got), np.isinf(want)) and np.array_equal(got == 0, want == 0)
     finite = np.isfinite(want)
     assert np.abs(ordered(got[finite]) - ordered(want[finite])).max() <= 1
