@@ -21,8 +21,9 @@ static inline int64_t mg_threads(void) { return 1; }
 #define MG_PIECE(n, c, nth) ((c) == (nth) ? (n) : (((n) * (c) / (nth)) & ~(int64_t)15))
 #define MG_MAX_DIMS 64
 
-/* out[j] = sum of x[r * rs + j] over rows r < rows, j < cols, summed in double, the same for any
- * thread count (reduce_impl.h): reductions over the batch and the fused Linear bias gradient */
+/* out[j] = sum of x[r * rs + j] over rows r < rows, j < cols (groups of eight rows in T, the groups
+ * in double), the same for any thread count (reduce_impl.h): reductions over the batch and the
+ * fused Linear bias gradient */
 void mg_colsum_f32(int64_t rows, int64_t cols, int64_t rs, const float *x, float *out);
 void mg_colsum_f64(int64_t rows, int64_t cols, int64_t rs, const double *x, double *out);
 
