@@ -59,8 +59,9 @@ static T SFX(block_max)(int nred, const int64_t *shape, const int64_t *xs, const
  * sequentially and the adds vectorize. Eight rows are added in T (a fixed tree), and each group's
  * sum goes into the double sums: one conversion and one pass over acc per eight rows, which bound
  * the loop (summing every row in double, four rows per pass, took 12 us on 128x784, now 8; NOTES
- * AN). The error of an eight-value float tree is a few ulp of the group's magnitude, and only 1/8
- * of the sum's terms round in float, where numpy's float32 sum over an axis rounds every one. */
+ * AN). The error is that of the eight-value trees, a few ulp of each group's magnitude, where
+ * numpy's float32 sum over an axis rounds at every row (4096 rows of U[0, 1): 6e-8 relative
+ * against numpy's 2.8e-6). */
 static void SFX(colsum_rows)(int64_t r0, int64_t r1, int64_t w, int64_t rs, const T *x,
                              double *restrict acc) {
     for (int64_t j = 0; j < w; j++) acc[j] = 0;
