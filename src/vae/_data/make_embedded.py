@@ -2,7 +2,7 @@
 
 Usage::
 
-    python vae/_data/make_embedded.py PATH/TO/mnist_5k.csv.gz [OUT.npz]
+    python src/vae/_data/make_embedded.py PATH/TO/mnist_5k.csv.gz [OUT.npz]
 
 Input: a csv (optionally gzipped) with 5,000 rows and no header; each row holds 784 pixel
 intensities 0..255 (a 28x28 image, row-major) followed by the digit label 0..9.
