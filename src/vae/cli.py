@@ -74,7 +74,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, help="threads for the C kernels (default: MINIGRAD_NUM_THREADS, else all cores)")
+    p.add_argument(
+        "--threads", type=int,
+        help="threads for the C kernels (default: MINIGRAD_NUM_THREADS, else all cores)",
+    )
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
