@@ -530,7 +530,7 @@ class Linear(Function):
         if bias and bias[0].shape != (w.shape[0],):
             raise ValueError(f"linear: bias shape {bias[0].shape}, expected ({w.shape[0]},)")
         flat = x.ndim == 2  # the usual case: no reshape either way (each costs ~0.25 us)
-        x2 = x if flat else x.reshape(-1, x.shape[-1])
+        x2 = x if flat else x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # not -1: in may be 0
         y = be().linear(x2, w, bias[0] if bias else None, act)
         ctx.save_for_backward(x2, w, y)
         return y if flat else y.reshape(x.shape[:-1] + (w.shape[0],))

@@ -49,6 +49,11 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     want = None if dtype is None else _float_dtype(dtype, "Tensor")
+    if isinstance(data, np.ndarray) and type(data) is not np.ndarray:
+        if isinstance(data, np.ma.MaskedArray):
+            raise TypeError("Tensor: masked arrays are not supported (their mask would be ignored); "
+                            "pass .filled(value) or .compressed()")
+        data = np.asarray(data)  # a subclass (np.matrix) would change what reshape and indexing do
     if isinstance(data, np.generic) and data.dtype in FLOAT_DTYPES:
         data = np.asarray(data)  # a numpy float64 scalar keeps float64, like a 0-d array
     from_python = not isinstance(data, np.ndarray)
@@ -266,8 +271,8 @@ class Tensor:
         return _OPS.Neg.apply(self)
 
     def __pow__(self, exponent: Any) -> Tensor:
-        if isinstance(exponent, bool) or not isinstance(exponent, (int, float, np.number)):
-            raise TypeError(f"** takes a Python number as exponent, got {type(exponent).__name__}")
+        if isinstance(exponent, (bool, np.bool_)) or not isinstance(exponent, (int, float, np.integer, np.floating)):
+            raise TypeError(f"** takes a real number as exponent, got {type(exponent).__name__}")
         return _OPS.PowScalar.apply(self, p=float(exponent))
 
     def __matmul__(self, other: Any) -> Tensor:
@@ -334,6 +339,8 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         shape = _dims(shape)
         try:
+            if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) for n in shape):
+                raise TypeError("dims must be integers")  # int() would truncate 2.7 to 2
             return _OPS.Reshape.apply(self, shape=tuple(int(n) for n in shape))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} to {shape}: {exc}") from None
@@ -341,7 +348,9 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim: int = 0) -> Tensor:
-        return self.reshape(self.shape[:start_dim] + (-1,))
+        """Merge the dims from start_dim on into one (a 0-d tensor becomes shape (1,))."""
+        start = _axes(start_dim, max(self.ndim, 1), "flatten")[0]
+        return self.reshape(self.shape[:start] + (-1,))
 
     def transpose(self, *axes: int) -> Tensor:
         """Reverse the dims (no args), swap two dims (two args, as PyTorch), or permute all dims."""

@@ -581,7 +581,7 @@ def test_sgd_step_matches_reference_over_several_steps(
         g = rng.standard_normal(29).astype(dtype)
         for name, backend in (("c", c), ("ref", ref)):
             p, buf = states[name]
-            backend.sgd_step(p, g, buf, 0.1, momentum, dampening, weight_decay, nesterov, step == 0)
+            backend.sgd_step([p], [g], [buf], [step == 0], 0.1, momentum, dampening, weight_decay, nesterov)
         assert_same(states["c"][0], states["ref"][0], dtype, f"sgd param after step {step}")
         assert_same(states["c"][1], states["ref"][1], dtype, f"sgd buffer after step {step}")
 
@@ -589,7 +589,7 @@ def test_sgd_step_matches_reference_over_several_steps(
 def test_optimizer_kernels_refuse_non_contiguous_buffers():
     p = np.zeros(8)[::2]
     with pytest.raises(ValueError, match="contiguous"):
-        c.sgd_step(p, np.ones(4), np.zeros(4), 0.1, 0.0, 0.0, 0.0, False, True)
+        c.sgd_step([p], [np.ones(4)], [np.zeros(4)], [True], 0.1, 0.0, 0.0, 0.0, False)
 
 
 def test_c_kernels_refuse_other_dtypes():
@@ -670,6 +670,21 @@ def test_set_num_threads():
     for bad in (0, -2, 1.5, "2"):
         with pytest.raises(ValueError, match="positive integer"):
             mg.set_num_threads(bad)
+
+
+@pytest.mark.skipif(not c.info()["openmp"], reason="OMP_NUM_THREADS needs an OpenMP build")
+def test_too_many_openmp_threads_are_refused_at_import():
+    # libgomp crashes (or exits) at the first parallel kernel when asked for 100000 threads
+    env = {k: v for k, v in os.environ.items() if k != "MINIGRAD_NUM_THREADS"}
+    code = "import minigrad, numpy as np; minigrad.Tensor(np.ones(10**6, np.float32)) * 2"
+    proc = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "100000"},
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "OMP_NUM_THREADS='100000' asks for more than 4096 threads" in proc.stderr
+    ok = subprocess.run([sys.executable, "-c", code + "; print(minigrad.backend_info()['num_threads'])"],
+                        env={**env, "OMP_NUM_THREADS": "100000", "MINIGRAD_NUM_THREADS": "2"},
+                        capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert ok.returncode == 0 and ok.stdout.split() == ["2"], ok.stderr
 
 
 def test_arrays_c_gets_are_aligned_copies_when_the_input_is_misaligned():

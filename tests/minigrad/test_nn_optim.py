@@ -423,3 +423,103 @@ def test_optimizer_arguments_are_checked():
         Adam([p], lr=0.0)
     with pytest.raises(ValueError, match="betas"):
         Adam([p], betas=(0.9, 1.0))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: Adam([p], lr=float("inf")), "lr must be a finite learning rate"),
+        (lambda p: Adam([p], lr=True), "lr must be a real number"),
+        (lambda p: Adam([p], eps=float("nan")), "eps must be a finite number >= 0"),
+        (lambda p: Adam([p], eps=-1e-8), "eps must be a finite number >= 0"),
+        (lambda p: Adam([p], weight_decay=float("nan")), "weight_decay must be a finite"),
+        (lambda p: Adam([p], betas=(0.9,)), r"betas must be a pair"),
+        (lambda p: Adam([p], betas=(0.9, float("nan"))), r"betas must be a finite number in \[0, 1\)"),
+        (lambda p: Adam([p], eps="1e-8"), "eps must be a real number"),
+        (lambda p: SGD([p], lr=0.1, momentum=float("nan")), "momentum must be a finite number >= 0"),
+        (lambda p: SGD([p], lr=0.1, momentum=-0.9), "momentum must be a finite number >= 0"),
+        (lambda p: SGD([p], lr=0.1, weight_decay=float("inf")), "weight_decay must be a finite"),
+        (lambda p: SGD([p], lr=0.1, nesterov=True), "Nesterov momentum needs momentum > 0"),
+        (lambda p: SGD([p], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "and dampening 0"),
+        (lambda p: SGD([p], lr=0.1, nesterov="yes"), "nesterov must be True or False"),
+    ],
+)
+def test_optimizer_hyperparameters_are_checked(make, message):
+    # each of these used to turn the parameters into NaN (or worse) at the first step
+    with pytest.raises((ValueError, TypeError), match=message):
+        make(nn.Parameter(np.ones(3, np.float32)))
+
+
+def test_optimizer_hyperparameters_are_kept_as_python_numbers():
+    p = nn.Parameter(np.ones(3, np.float32))
+    opt = Adam([p], lr=np.float32(1e-3), betas=[np.float64(0.8), 0.9], eps=0)
+    assert opt.defaults == {"lr": pytest.approx(1e-3), "betas": (0.8, 0.9), "eps": 0.0, "weight_decay": 0.0}
+    assert all(type(v) is float for v in (opt.defaults["lr"], *opt.defaults["betas"], opt.defaults["eps"]))
+
+
+def _stepped_adam():
+    p = nn.Parameter(np.ones(3, np.float32))
+    opt = Adam([p], lr=0.1)
+    p.grad = mg.Tensor(np.full(3, 0.5, np.float32))
+    opt.step()
+    return p, opt
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s["defaults"].update(lr=-1.0), r"defaults\['lr'\] must be a finite learning rate"),
+        (lambda s: s["defaults"].update(eps=None), r"defaults\['eps'\] must be a real number"),
+        (lambda s: s["defaults"].update(betas=(5, 5)), r"defaults\['betas'\] must be a finite number in"),
+        (lambda s: s.update(defaults=[1, 2]), "'defaults' is a list, expected a dict"),
+        (lambda s: s["state"][0].update(step=2**63), "expected a positive integer below 2\\*\\*62"),
+        (lambda s: s["state"][0].update(step=np.True_), "expected a positive integer"),
+        (lambda s: s["state"][0]["exp_avg"].__setitem__(0, np.nan), "'exp_avg' of parameter 0 must be finite"),
+        (lambda s: s["state"][0]["exp_avg_sq"].__setitem__(1, -1.0), "'exp_avg_sq' of parameter 0 must be finite and >= 0"),
+        (lambda s: s["state"][0].update(exp_avg_sq=np.full(3, 1e300)), "must be finite and >= 0 \\(as float32\\)"),
+    ],
+)
+def test_optimizer_load_state_dict_checks_everything_before_changing_anything(edit, message):
+    p, opt = _stepped_adam()
+    before = opt.state_dict()
+    state = opt.state_dict()
+    edit(state)
+    with pytest.raises((ValueError, TypeError), match=message):
+        opt.load_state_dict(state)
+    after = opt.state_dict()
+    assert after["defaults"] == before["defaults"] and after["state"][0]["step"] == before["state"][0]["step"]
+    np.testing.assert_array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+
+
+def test_optimizer_load_state_dict_takes_any_layout_and_numpy_integers():
+    p = nn.Parameter(np.ones((2, 3), np.float32))
+    opt = Adam([p], lr=0.1)
+    p.grad = mg.Tensor(np.full((2, 3), 0.5, np.float32))
+    opt.step()
+    state = opt.state_dict()
+    s = state["state"][0]
+    s.update(step=np.int64(1), exp_avg=np.asfortranarray(s["exp_avg"]), exp_avg_sq=s["exp_avg_sq"].astype(np.float64))
+    opt.load_state_dict(state)
+    s = opt.state[0]
+    assert type(s["step"]) is int and s["exp_avg"].flags.c_contiguous and s["exp_avg_sq"].dtype == np.float32
+    opt.step()  # a Fortran-ordered state array used to be kept, and refused here as "not contiguous"
+    assert opt.state[0]["step"] == 2
+
+
+def test_sgd_checks_every_parameter_before_updating_any():
+    a, b = nn.Parameter(np.ones(3, np.float32)), nn.Parameter(np.ones(3, np.float32))
+    opt = SGD([a, b], lr=0.1, momentum=0.9)
+    b.data = np.ones(6, np.float32)[::2]  # not contiguous: the kernel refuses it
+    a.grad = b.grad = mg.Tensor(np.full(3, 0.5, np.float32))
+    with pytest.raises(ValueError, match="parameter 1.*contiguous"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.ones(3))  # a was updated first before the fix
+    assert opt.state == [{}, {}]  # no momentum buffer that would make the next step look like a later one
+
+
+def test_module_load_state_dict_refuses_values_that_overflow_the_parameter_dtype():
+    m = nn.Linear(3, 2)
+    before = snapshot(m)
+    with pytest.raises(ValueError, match=r"'weight' contains NaN or Inf \(as float32\)"):
+        m.load_state_dict({"weight": np.full((2, 3), 1e300), "bias": np.ones(2)})
+    assert_unchanged(m, before)

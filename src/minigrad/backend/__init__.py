@@ -87,10 +87,13 @@ def available() -> list[str]:
     return [name for name, module in _BACKENDS.items() if module is not None]
 
 
+MAX_THREADS = 4096
+
+
 def set_num_threads(n: int) -> None:
     """Threads the C kernels may use (OpenMP); also set by MINIGRAD_NUM_THREADS."""
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 4096:
-        raise ValueError(f"number of threads must be a positive integer (at most 4096), got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"number of threads must be a positive integer (at most {MAX_THREADS}), got {n!r}")
     if c_backend is not None:
         c_backend.set_num_threads(n)
 
@@ -129,3 +132,10 @@ if _threads:
         set_num_threads(int(_threads))
     except ValueError as exc:
         raise ValueError(f"MINIGRAD_NUM_THREADS={_threads!r}: {exc}") from None
+elif c_backend is not None and c_backend.info()["num_threads"] > MAX_THREADS:
+    # OpenMP's own setting (OMP_NUM_THREADS) is otherwise used as it is; libgomp fails to
+    # create that many threads, or crashes, at the first parallel kernel
+    raise ValueError(
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')!r} asks for more than {MAX_THREADS} "
+        "threads; set a smaller OMP_NUM_THREADS, or MINIGRAD_NUM_THREADS"
+    )

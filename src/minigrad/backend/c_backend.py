@@ -367,7 +367,7 @@ def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: boo
     )  # fmt: skip
     if out is None:
         if reduction == "mean":
-            total /= max(x.size, 1)
+            total = total / x.size if x.size else float("nan")  # a mean of nothing, as in numpy
         out = np.asarray(total, dtype=x.dtype)
     return (out, dsig) if with_grad else out
 
@@ -458,10 +458,13 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps
         )  # fmt: skip
 
 
-def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
-    kernel = _kernel("mg_sgd", p.dtype)
-    pp, pg, pb = _update_buffers(None, p, g, buf)
-    kernel(p.size, pp, pg, pb, lr, momentum, dampening, weight_decay, int(nesterov), int(first_step))
+def sgd_step(params, grads, bufs, first_steps, lr, momentum, dampening, weight_decay, nesterov) -> None:
+    """One SGD update of every parameter (lists of arrays; first_steps: whether each momentum
+    buffer starts now). Every buffer is checked before anything is updated."""
+    calls = [(_kernel("mg_sgd", p.dtype), p.size, *_update_buffers(i, p, g, buf), int(first))
+             for i, (p, g, buf, first) in enumerate(zip(params, grads, bufs, first_steps))]  # fmt: skip
+    for kernel, size, pp, pg, pb, first in calls:
+        kernel(size, pp, pg, pb, lr, momentum, dampening, weight_decay, int(nesterov), first)
 
 
 def info() -> dict:

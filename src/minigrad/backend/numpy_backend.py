@@ -153,7 +153,7 @@ def bce_with_logits(x: np.ndarray, t: np.ndarray, reduction: str, with_grad: boo
     else:
         total = l.sum(dtype=np.float64)
         if reduction == "mean":
-            total = total / max(x.size, 1)
+            total = total / x.size if x.size else float("nan")  # a mean of nothing, as in numpy
         loss = np.asarray(total, dtype=x.dtype)
     return (loss, _out(_sigmoid(x) - t, x.dtype)) if with_grad else loss
 
@@ -186,14 +186,16 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps
         p -= t(lr / bc1) * m / (np.sqrt(v) * t(1 / np.sqrt(bc2)) + t(eps))
 
 
-def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step) -> None:
-    t = p.dtype.type
-    d = g + t(weight_decay) * p
-    if momentum != 0:
-        if first_step:
-            buf[...] = d
-        else:
-            buf *= t(momentum)
-            buf += t(1 - dampening) * d
-        d = d + t(momentum) * buf if nesterov else buf.copy()
-    p -= t(lr) * d
+def sgd_step(params, grads, bufs, first_steps, lr, momentum, dampening, weight_decay, nesterov) -> None:
+    """One SGD update of every parameter in place (PyTorch's formulation)."""
+    for p, g, buf, first_step in zip(params, grads, bufs, first_steps):
+        t = p.dtype.type
+        d = g + t(weight_decay) * p
+        if momentum != 0:
+            if first_step:
+                buf[...] = d
+            else:
+                buf *= t(momentum)
+                buf += t(1 - dampening) * d
+            d = d + t(momentum) * buf if nesterov else buf.copy()
+        p -= t(lr) * d

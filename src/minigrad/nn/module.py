@@ -105,8 +105,10 @@ class Module:
                 raise TypeError(f"load_state_dict: '{name}' holds {arr.dtype} data; expected floats")
             if arr.shape != p.shape:
                 raise ValueError(f"load_state_dict: '{name}' has shape {arr.shape}, the model expects {p.shape}")
+            with np.errstate(over="ignore"):  # an overflow is reported below, by name
+                arr = arr.astype(p.dtype, copy=False)
             if not np.isfinite(arr).all():
-                raise ValueError(f"load_state_dict: '{name}' contains NaN or Inf")
+                raise ValueError(f"load_state_dict: '{name}' contains NaN or Inf (as {p.dtype})")
             staged[name] = arr
         for name, arr in staged.items():
             own[name].data[...] = arr
