@@ -40,7 +40,7 @@ def save(path: Path | str, model_state: dict[str, np.ndarray], optimizer_state: 
                 scalars[k] = v
         optim_meta["state"].append(scalars)
     header = {"format": FORMAT, "version": VERSION, "optimizer": optim_meta, **meta}
-    arrays["meta"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays["meta"] = np.frombuffer(json.dumps(header, default=_json_scalar).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -55,6 +55,13 @@ def save(path: Path | str, model_state: dict[str, np.ndarray], optimizer_state: 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars (an lr of np.float32, a step of np.int64) as the Python numbers JSON holds."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"checkpoint meta: a {type(value).__name__} cannot be written as JSON")
 
 
 def load(path: Path | str) -> dict[str, Any]:
@@ -80,6 +87,10 @@ def load(path: Path | str) -> dict[str, Any]:
             f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
             f"expected {FORMAT!r} version {VERSION}"
         )
+    for field in ("epoch", "step"):  # training progress; explain --save writes epoch 0
+        value = meta.get(field, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: meta field {field!r} must be a non-negative integer, got {value!r}")
     model = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
     optim_meta = meta.pop("optimizer", None)
     if not model or not isinstance(optim_meta, dict):
@@ -87,6 +98,9 @@ def load(path: Path | str) -> dict[str, Any]:
     entries = optim_meta.get("state")
     if not isinstance(entries, list) or not all(isinstance(s, dict) for s in entries):
         raise CheckpointError(f"{path}: the optimizer state is not a list of per-parameter entries")
+    defaults = optim_meta.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise CheckpointError(f"{path}: meta field 'optimizer.defaults' must be a JSON object, got {defaults!r:.60}")
     state = [dict(s) for s in entries]
     for key, value in files.items():
         if key.startswith("optim/"):
@@ -94,9 +108,14 @@ def load(path: Path | str) -> dict[str, Any]:
             if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(state):
                 raise CheckpointError(f"{path}: optimizer entry {key!r} names no parameter")
             state[int(parts[1])][parts[2]] = value
-    for name, value in model.items():
+    arrays = [(f"parameter {k}", v, False) for k, v in model.items()]
+    arrays += [(f"optimizer entry {k!r}", v, k.endswith("/exp_avg_sq"))
+               for k, v in files.items() if k.startswith("optim/")]  # fmt: skip
+    for what, value, squares in arrays:  # squares: Adam's running mean of g^2, never negative
         if value.dtype.kind != "f":
-            raise CheckpointError(f"{path}: parameter {name} holds {value.dtype} data, not floats")
+            raise CheckpointError(f"{path}: {what} holds {value.dtype} data, not floats")
         if not np.isfinite(value).all():
-            raise CheckpointError(f"{path}: parameter {name} contains NaN or Inf")
-    return {"meta": meta, "model": model, "optimizer": {"defaults": optim_meta.get("defaults", {}), "state": state}}
+            raise CheckpointError(f"{path}: {what} contains NaN or Inf")
+        if squares and (value < 0).any():
+            raise CheckpointError(f"{path}: {what} has negative values; it is a mean of squares")
+    return {"meta": meta, "model": model, "optimizer": {"defaults": defaults, "state": state}}

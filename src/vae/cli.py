@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import checkpoint, data, dumps
+from . import checkpoint, data, dumps, images
 from .train import Config, train
 
 # OSError covers a missing, existing, unwritable or wrong-kind path given on the command line
@@ -115,11 +115,13 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sample",
         help="PNG grid of digits decoded from z ~ N(0, I)",
-        description="Decode n draws z ~ N(0, I) and write sigmoid(logits) as a grayscale PNG grid.",
+        description="Decode n draws z ~ N(0, I) and write sigmoid(logits) as a grayscale PNG grid "
+        f"(at most {images.MAX_PIXELS:,} pixels).",
     )
     p.add_argument("--checkpoint", type=Path, required=True, metavar="PATH")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.png")
-    p.add_argument("-n", type=int, default=64, help="number of samples (default: %(default)s)")
+    p.add_argument("-n", type=int, default=64,
+                   help=f"number of samples, at most {images.MAX_SAMPLES:,} (default: %(default)s)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the z draws (default: %(default)s)")
     p.add_argument("--scale", type=int, default=2, help="enlarge every pixel this many times (default: %(default)s)")
     _threads_option(p)
@@ -127,7 +129,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from . import evaluate, images
+    from . import evaluate
 
     _check_scale(args.scale)
     model, _, _ = evaluate.load_model(args.checkpoint)
@@ -155,7 +157,7 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
-    from . import evaluate, images
+    from . import evaluate
 
     _check_scale(args.scale)
     if args.n < 1:

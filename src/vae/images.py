@@ -20,6 +20,8 @@ import minigrad as mg
 from .model import VAE, positive_int
 
 PAD_VALUE = 0.35  # gray lines between the tiles
+MAX_SAMPLES = 10_000  # `sample -n`: 100 x 100 digits, far more than one picture shows well
+MAX_PIXELS = 64_000_000  # the largest grid written (64 MB as uint8), for sample and reconstruct
 
 
 def write_png(path: Path | str, pixels: np.ndarray) -> Path:
@@ -83,12 +85,16 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: in
     n, h, w = images.shape
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
+    height, width = (rows * (h + pad) + pad) * scale, (columns * (w + pad) + pad) * scale
+    if height * width > MAX_PIXELS:
+        raise ValueError(f"the image would be {width}x{height} pixels, more than the limit of "
+                         f"{MAX_PIXELS:,}; use a smaller -n or --scale")  # fmt: skip
     canvas = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad), PAD_VALUE)
     for i in range(n):
         r, c = divmod(i, columns)
         canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = images[i]
-    canvas = np.repeat(np.repeat(canvas, scale, axis=0), scale, axis=1)
-    return np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)
+    pixels = np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)  # enlarged after: 1 byte per pixel
+    return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
 
 
 def decode_probabilities(model: VAE, z: np.ndarray) -> np.ndarray:
@@ -100,6 +106,8 @@ def decode_probabilities(model: VAE, z: np.ndarray) -> np.ndarray:
 def samples(model: VAE, n: int = 64, seed: int = 0) -> np.ndarray:
     """n images decoded from z ~ N(0, I) (the prior), (n, H, W) in [0, 1]."""
     positive_int("-n", n)
+    if n > MAX_SAMPLES:
+        raise ValueError(f"-n must be at most {MAX_SAMPLES:,}, got {n}")
     h, w = image_shape(model)
     z = np.random.default_rng(seed).standard_normal((n, model.latent_dim))
     return decode_probabilities(model, z).reshape(n, h, w)

@@ -38,10 +38,16 @@ class Config:
     dtype: str = "float32"
 
     def validate(self) -> None:
+        if not isinstance(self.data, str):
+            raise ValueError(f"data must be 'embedded' or a folder name, got {self.data!r}")
         for name in ("epochs", "batch_size", "hidden_dim", "latent_dim"):
             positive_int(name.replace("_", " "), getattr(self, name))
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be a positive number, got {self.lr!r}")
+        lr = self.lr
+        real = isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)
+        if not (real and lr > 0 and np.isfinite(lr)):
+            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.protocol not in data.PROTOCOLS:
             raise ValueError(f"pixel protocol must be one of {data.PROTOCOLS}, got {self.protocol!r}")
         if self.sampler not in SAMPLERS:
@@ -136,13 +142,18 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
     if state is not None:
         try:
             model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"{resume}: does not fit this model: {exc}") from None
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, TypeError) as exc:
+            raise checkpoint.CheckpointError(f"{resume}: the saved optimizer state is invalid: {exc}") from None
         meta = state["meta"]
         try:
             data_rng.bit_generator.state = meta["data_rng"]
             model.noise.bit_generator.state = meta["noise_rng"]
+            if not isinstance(meta["history"], list):
+                raise TypeError(f"meta field 'history' is a {type(meta['history']).__name__}, not a list")
             history = list(meta["history"])
             start_epoch, step = int(meta["epoch"]) + 1, int(meta["step"])
         except (KeyError, TypeError, ValueError) as exc:

@@ -203,3 +203,98 @@ def test_bad_minigrad_environment_is_one_line(tmp_path):
         done = subprocess.run([sys.executable, "-m", "vae", "gradcheck"], capture_output=True, text=True,
                               timeout=120, env={**os.environ, var: value}, cwd=tmp_path)  # fmt: skip
         assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def _edit_meta(src, dst, change):
+    """Copy a checkpoint with `change(meta)` applied to its JSON meta."""
+    import numpy as np
+
+    def edit(arrays):
+        meta = json.loads(arrays["meta"].tobytes())
+        change(meta)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+    return _rewrite_checkpoint(src, dst, edit)
+
+
+def _set(*keys, value):
+    """change(meta) setting meta[keys[0]][keys[1]]... to value."""
+
+    def change(meta):
+        for key in keys[:-1]:
+            meta = meta[key]
+        meta[keys[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize("keys, value, match", [
+    (("config", "seed"), "abc", "seed must be a non-negative integer, got 'abc'"),
+    (("config", "seed"), -1, "seed must be a non-negative integer, got -1"),
+    (("config", "seed"), True, "seed must be a non-negative integer, got True"),
+    (("config", "lr"), True, "learning rate must be a positive number, got True"),
+    (("config", "data"), 5, "data must be 'embedded' or a folder name, got 5"),
+    (("epoch",), -3, "meta field 'epoch' must be a non-negative integer, got -3"),
+    (("epoch",), 1.5, "meta field 'epoch' must be a non-negative integer, got 1.5"),
+    (("step",), "9", "meta field 'step' must be a non-negative integer, got '9'"),
+])  # fmt: skip
+def test_invalid_saved_settings_name_the_file_and_field(capsys, run_dir, tmp_path, keys, value, match):
+    bad = _edit_meta(run_dir / "checkpoint.npz", tmp_path / "edited.npz", _set(*keys, value=value))
+    err = user_error(capsys, "eval", "--checkpoint", bad, "-k", "2", "--limit", "4", "--quiet", match=match)
+    assert "edited.npz" in err
+    err = user_error(capsys, "train", "--resume", bad, "--out", tmp_path / "r", "--quiet", match=match)
+    assert "edited.npz" in err and not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
+def test_negative_seed_on_the_command_line(capsys, tmp_path):
+    user_error(capsys, "train", "--seed", "-1", "--epochs", "1", "--out", tmp_path, match="seed must be a non-negative")
+
+
+def test_damaged_optimizer_state_is_one_line_error(capsys, run_dir, tmp_path):
+    import numpy as np
+
+    ckpt = run_dir / "checkpoint.npz"
+
+    def nan_exp_avg(a):
+        a["optim/0/exp_avg"] = np.full_like(a["optim/0/exp_avg"], np.nan)
+
+    def inf_exp_avg_sq(a):
+        a["optim/3/exp_avg_sq"] = np.full_like(a["optim/3/exp_avg_sq"], np.inf)
+
+    def negative_exp_avg_sq(a):
+        a["optim/1/exp_avg_sq"] = -np.ones_like(a["optim/1/exp_avg_sq"])
+
+    for change, match in ((nan_exp_avg, "'optim/0/exp_avg' contains NaN or Inf"),
+                          (inf_exp_avg_sq, "'optim/3/exp_avg_sq' contains NaN or Inf"),
+                          (negative_exp_avg_sq, "'optim/1/exp_avg_sq' has negative values")):  # fmt: skip
+        bad = _rewrite_checkpoint(ckpt, tmp_path / f"{change.__name__}.npz", change)
+        for argv in (("eval", "--checkpoint", bad, "-k", "2", "--limit", "4"),
+                     ("train", "--resume", bad, "--out", tmp_path / "r")):  # fmt: skip
+            err = user_error(capsys, *argv, "--quiet", match=match)
+            assert bad.name in err
+    bad = _edit_meta(ckpt, tmp_path / "defaults_list.npz", _set("optimizer", "defaults", value=[1, 2]))
+    err = user_error(capsys, "train", "--resume", bad, "--out", tmp_path / "r", "--quiet",
+                     match="meta field 'optimizer.defaults' must be a JSON object")  # fmt: skip
+    assert "defaults_list.npz" in err and not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
+# These rely on minigrad's Optimizer.load_state_dict checking the hyperparameters it is given
+# (ValueError/TypeError naming defaults['...']); train --resume adds the checkpoint's name.
+@pytest.mark.parametrize("key, value", [("lr", "abc"), ("lr", -1), ("eps", None), ("betas", [0.9])])
+def test_invalid_optimizer_defaults_name_the_file_and_field(capsys, run_dir, tmp_path, key, value):
+    bad = _edit_meta(run_dir / "checkpoint.npz", tmp_path / "edited.npz", _set("optimizer", "defaults", key, value=value))
+    err = user_error(capsys, "train", "--resume", bad, "--out", tmp_path / "r", "--quiet", match=f"defaults['{key}']")
+    assert "edited.npz" in err and "optimizer state is invalid" in err
+    assert not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
+def test_sample_and_reconstruct_sizes_are_bounded(capsys, run_dir, tmp_path):
+    ckpt = run_dir / "checkpoint.npz"
+    assert images.MAX_SAMPLES == 10_000 and images.MAX_PIXELS == 64_000_000  # as documented in --help
+    user_error(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "s.png", "-n", 100_000, "--scale", 16,
+               match="-n must be at most 10,000, got 100000")  # fmt: skip
+    user_error(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "s.png", "-n", 10_000, "--scale", 3,
+               match="the image would be 9006x9006 pixels, more than the limit of 64,000,000")  # fmt: skip
+    user_error(capsys, "reconstruct", "--checkpoint", ckpt, "--out", tmp_path / "r.png", "-n", 5000, "--scale", 16,
+               match="use a smaller -n or --scale")  # fmt: skip
+    assert not list(tmp_path.iterdir())

@@ -136,3 +136,40 @@ def test_graph_dumps(straight):
     assert "sigma*eps" in (out / "graphs" / "step000001.txt").read_text()
     with pytest.raises(ValueError, match="not a step number"):
         train.parse_dump_steps("1,zero", 10)
+
+
+def test_save_writes_numpy_scalars_as_json_numbers(straight, tmp_path):
+    """Optimizer hyperparameters and state may hold numpy scalars (an lr of np.float32, a step of
+    np.int64); they are saved as plain JSON numbers. Anything else JSON cannot hold fails the save
+    and leaves the previous checkpoint as it was."""
+    out, _ = straight
+    state = checkpoint.load(out / "checkpoint.npz")
+    meta = {k: v for k, v in state["meta"].items() if k not in ("format", "version")}
+    optimizer = state["optimizer"]
+    optimizer["defaults"].update(lr=np.float32(0.5), betas=(np.float64(0.8), np.float32(0.75)), eps=np.float16(0.25))
+    optimizer["state"][0]["step"] = np.int64(7)
+    meta["epoch"] = np.int64(2)
+    path = checkpoint.save(tmp_path / "checkpoint.npz", state["model"], optimizer, meta)
+    loaded = checkpoint.load(path)
+    assert loaded["optimizer"]["defaults"] == {"lr": 0.5, "betas": [0.8, 0.75], "eps": 0.25, "weight_decay": 0.0}
+    assert type(loaded["optimizer"]["defaults"]["lr"]) is float
+    assert loaded["optimizer"]["state"][0]["step"] == 7 and type(loaded["optimizer"]["state"][0]["step"]) is int
+    assert loaded["meta"]["epoch"] == 2
+    np.testing.assert_array_equal(loaded["optimizer"]["state"][0]["exp_avg"], optimizer["state"][0]["exp_avg"])
+    before = path.read_bytes()
+    optimizer["defaults"]["lr"] = object()
+    with pytest.raises(TypeError, match="object"):
+        checkpoint.save(path, state["model"], optimizer, meta)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+
+
+def test_resume_from_a_checkpoint_saved_with_numpy_scalars(straight, tmp_path):
+    """What an Adam(params, lr=np.float32(...)) run saves resumes like any other checkpoint."""
+    out, _ = straight
+    state = checkpoint.load(out / "checkpoint.npz")
+    meta = {k: v for k, v in state["meta"].items() if k not in ("format", "version")}
+    state["optimizer"]["defaults"]["lr"] = np.float32(1e-3)
+    state["optimizer"]["state"] = [{**s, "step": np.int64(s["step"])} for s in state["optimizer"]["state"]]
+    saved = checkpoint.save(tmp_path / "np.npz", state["model"], state["optimizer"], meta)
+    resumed = run(tiny_config(epochs=3), tmp_path / "r", resume=saved)
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2, 3]
