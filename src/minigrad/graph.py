@@ -69,8 +69,9 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -569,12 +570,75 @@ def load_json(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a minigrad graph dump (not UTF-8 text: {exc})") from None
     try:
         dump = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a minigrad graph dump (invalid JSON: {exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad syntax, a 5000-digit integer, deep nesting
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ValueError(f"{path}: not a minigrad graph dump (invalid JSON: {detail})") from None
     problem = _validate(dump)
     if problem:
         raise ValueError(f"{path}: not a valid minigrad graph dump: {problem}")
     return dump
+
+
+# What each field of a dump may hold: what ``to_json`` writes, checked so that every reader
+# (render_text, render_dot, diff) can format and compare it. Numbers are ints or floats, never
+# bools, and not too big to become a float.
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_count(x: Any) -> bool:
+    return _is_int(x) and 0 <= x <= sys.float_info.max
+
+
+def _is_stat(x: Any) -> bool:
+    """A statistic: a number, "nan" / "inf" / "-inf" (how ``_num`` writes those), or null."""
+    if isinstance(x, str):
+        return x in ("nan", "inf", "-inf")
+    return x is None or isinstance(x, float) or (_is_int(x) and abs(x) <= sys.float_info.max)
+
+
+_KINDS = ("op", "param", "input", "const")
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "count": (_is_count, "a non-negative integer"),
+    "stat": (_is_stat, 'a number, "nan", "inf", "-inf" or null'),
+    "str": (lambda x: isinstance(x, str), "a string"),
+    "str|null": (lambda x: x is None or isinstance(x, str), "a string or null"),
+    "bool": (lambda x: isinstance(x, bool), "a boolean"),
+    "object": (lambda x: isinstance(x, dict), "an object"),
+    "object|null": (lambda x: x is None or isinstance(x, dict), "an object or null"),
+    "kind": (lambda x: isinstance(x, str) and x in _KINDS,
+             "one of " + ", ".join(map(repr, _KINDS))),
+    "ids": (lambda x: isinstance(x, list) and all(map(_is_int, x)), "a list of integers"),
+    "shape": (lambda x: isinstance(x, list) and all(map(_is_count, x)),
+              "a list of non-negative integers"),
+}  # fmt: skip
+# Fields and what they hold, per object. A field that is present is checked; _NODE_KEYS (and
+# the top level's schema, version and nodes) are required, the rest may be left out.
+_DUMP_FIELDS = {"meta": "object", "summary": "object"}
+_SUMMARY_FIELDS = dict.fromkeys(("nodes", "edges", *_KINDS), "count")
+_NODE_FIELDS = {
+    "op": "str", "kind": "kind", "name": "str|null", "inputs": "ids", "shape": "shape",
+    "dtype": "str", "requires_grad": "bool", "is_leaf": "bool", "params": "object",
+    "value": "object", "grad": "object|null",
+}  # fmt: skip
+_VALUE_FIELDS = {"mean": "stat", "std": "stat", "min": "stat", "max": "stat", "nan": "count",
+                 "inf": "count"}  # fmt: skip
+_GRAD_FIELDS = {"norm": "stat", "mean": "stat", "max_abs": "stat", "nan": "count", "inf": "count"}
+
+
+def _short(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check(obj: Mapping[str, Any], fields: Mapping[str, str], prefix: str = "") -> str | None:
+    """'field value is not <what it should be>' for the first field of `obj` that is wrong."""
+    for key, check in fields.items():
+        if key in obj:
+            ok, expected = _CHECKS[check]
+            if not ok(obj[key]):
+                return f"{prefix}{key} {_short(obj[key])} is not {expected}"
+    return None
 
 
 def _validate(dump: Any) -> str | None:
@@ -590,6 +654,10 @@ def _validate(dump: Any) -> str | None:
         return "'nodes' is missing or not a list"
     if not isinstance(edges, list):
         return "'edges' is not a list"
+    problem = _check(dump, _DUMP_FIELDS) or _check(dump.get("summary") or {}, _SUMMARY_FIELDS,
+                                                   "summary.")  # fmt: skip
+    if problem:
+        return problem
     seen: set[int] = set()
     for i, n in enumerate(nodes):
         if not isinstance(n, dict):
@@ -597,29 +665,23 @@ def _validate(dump: Any) -> str | None:
         missing = [k for k in _NODE_KEYS if k not in n]
         if missing:
             return f"node {i} lacks {', '.join(missing)}"
-        if not isinstance(n["id"], int) or n["id"] in seen:
-            return f"node {i} has a bad or repeated id {n['id']!r}"
-        if not isinstance(n["inputs"], list) or not isinstance(n["shape"], list):
-            return f"node {i} (%{n['id']}): 'inputs' and 'shape' must be lists"
-        if any(not isinstance(s, int) for s in n["shape"]):
-            return f"node {i} (%{n['id']}): shape {n['shape']!r} is not a list of integers"
+        if not _is_int(n["id"]) or n["id"] in seen:
+            return f"node {i} has a bad or repeated id {_short(n['id'])}"
+        problem = (_check(n, _NODE_FIELDS) or _check(n["value"], _VALUE_FIELDS, "value.")
+                   or _check(n["grad"] or {}, _GRAD_FIELDS, "grad."))  # fmt: skip
+        if problem:
+            return f"node {i} (%{n['id']}): {problem}"
         late = [j for j in n["inputs"] if j not in seen]
         if late:
-            return f"node {i} (%{n['id']}): inputs {late} do not come earlier in 'nodes'"
-        if not isinstance(n["value"], dict) or not (
-            n["grad"] is None or isinstance(n["grad"], dict)
-        ):
-            return f"node {i} (%{n['id']}): 'value' must be an object and 'grad' an object or null"
-        if not (n["name"] is None or isinstance(n["name"], str)) or not isinstance(n["dtype"], str) \
-                or not isinstance(n["op"], str) or not isinstance(n["requires_grad"], bool):  # fmt: skip
-            return f"node {i} (%{n['id']}): 'name' must be a string or null, 'op' and 'dtype' strings, 'requires_grad' a boolean"
+            return f"node {i} (%{n['id']}): inputs {_short(late)} do not come earlier in 'nodes'"
         seen.add(n["id"])
-    if dump.get("root") not in seen and nodes:
-        return f"root {dump.get('root')!r} is not one of the nodes"
+    root = dump.get("root")
+    if not (root is None or _is_int(root)) or (nodes and root not in seen):
+        return f"root {_short(root)} is not one of the nodes"
     for i, e in enumerate(edges):
-        if not isinstance(e, dict) or e.get("src") not in seen or e.get("dst") not in seen \
-                or not isinstance(e.get("grad_flowed"), bool):  # fmt: skip
-            return f"edge {i} is malformed or names an unknown node: {e!r}"
+        if not isinstance(e, dict) or not isinstance(e.get("grad_flowed"), bool) \
+                or not all(_is_int(e.get(k)) and e[k] in seen for k in ("src", "dst")):  # fmt: skip
+            return f"edge {i} is malformed or names an unknown node: {_short(e)}"
     return None
 
 

@@ -183,6 +183,8 @@ def test_svg_rendered_when_dot_exists_and_failure_is_a_warning(tmp_path, monkeyp
         ('{"schema": "other", "version": 1, "nodes": []}', "schema"),
         ('{"schema": "minigrad.graph", "version": 99, "nodes": []}', "version"),
         ('{"schema": "minigrad.graph", "version": 1, "root": 1, "nodes": [{"id": 1}]}', "lacks"),
+        ("[" * 100_000, "invalid JSON: nested too deeply"),  # a RecursionError in json.loads
+        ('{"root": ' + "1" * 5000 + "}", "invalid JSON: Exceeds the limit"),  # int(str) refuses
     ],
 )
 def test_load_json_rejects_bad_files(tmp_path, content, problem):
@@ -201,6 +203,99 @@ def test_load_json_rejects_dangling_input(tmp_path):
     path.write_text(json.dumps(dump))
     with pytest.raises(ValueError, match=r"cut\.json.*do not come earlier"):
         graph.load_json(path)
+
+
+STAT = 'a number, "nan", "inf", "-inf" or null'
+
+
+BAD_FIELDS = [  # where: a node's name or a top-level key, then keys inside it; the bad value
+    (("mu", "value", "mean"), [1], f"value.mean [1] is not {STAT}"),
+    (("mu", "value", "mean"), {}, f"value.mean {{}} is not {STAT}"),
+    (("mu", "value", "std"), "abc", f"value.std 'abc' is not {STAT}"),
+    (("mu", "value", "max"), True, f"value.max True is not {STAT}"),
+    (("mu", "value", "min"), 10**400, "value.min 1000000"),  # too big for a float
+    (("mu", "value", "nan"), "1", "value.nan '1' is not a non-negative integer"),
+    (("mu", "value", "inf"), -1, "value.inf -1 is not a non-negative integer"),
+    (("mu", "grad", "norm"), [1], f"grad.norm [1] is not {STAT}"),
+    (("mu", "grad", "norm"), "abc", f"grad.norm 'abc' is not {STAT}"),
+    (("mu", "grad", "max_abs"), {}, f"grad.max_abs {{}} is not {STAT}"),
+    (("mu", "grad", "nan"), 0.5, "grad.nan 0.5 is not a non-negative integer"),
+    (("mu", "grad"), [], "grad [] is not an object or null"),
+    (("mu", "value"), None, "value None is not an object"),
+    (("mu", "params"), [], "params [] is not an object"),
+    (("mu", "params"), "act=relu", "params 'act=relu' is not an object"),
+    (("mu", "inputs"), [[1]], "inputs [[1]] is not a list of integers"),
+    (("mu", "inputs"), [True], "inputs [True] is not a list of integers"),
+    (("mu", "kind"), "weird", "kind 'weird' is not one of 'op', 'param', 'input', 'const'"),
+    (("mu", "shape"), [4, -2], "shape [4, -2] is not a list of non-negative integers"),
+    (("mu", "shape"), [True], "shape [True] is not a list of non-negative integers"),
+    (("mu", "name"), 5, "name 5 is not a string or null"),
+    (("mu", "op"), None, "op None is not a string"),
+    (("mu", "dtype"), ["float32"], "dtype ['float32'] is not a string"),
+    (("mu", "is_leaf"), "no", "is_leaf 'no' is not a boolean"),
+    (("mu", "requires_grad"), 1, "requires_grad 1 is not a boolean"),
+    (("mu", "id"), True, "has a bad or repeated id True"),
+    (("summary",), [1], "summary [1] is not an object"),
+    (("summary", "op"), "48", "summary.op '48' is not a non-negative integer"),
+    (("meta",), [1], "meta [1] is not an object"),
+    (("root",), [1], "root [1] is not one of the nodes"),
+    (("edges", 0, "src"), [1], "edge 0 is malformed"),
+    (("edges", 0, "dst"), {}, "edge 0 is malformed"),
+]
+
+
+@pytest.mark.parametrize(
+    "where, bad, problem",
+    BAD_FIELDS,
+    ids=[f"{'.'.join(map(str, w))}={b!r:.12}" for w, b, _ in BAD_FIELDS],
+)
+def test_load_json_names_file_node_and_bad_field(tmp_path, where, bad, problem):
+    good = graph.to_json(vae_step()[0], meta={"step": 1})
+    dump = json.loads(json.dumps(good))
+    first, *keys = where
+    node = by_name(dump).get(first)
+    obj = dump if node is None else node
+    path = where if node is None else keys
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = bad
+    file = tmp_path / "edited.json"
+    file.write_text(json.dumps(dump))
+    with pytest.raises(ValueError) as info:
+        graph.load_json(file)
+    message = str(info.value)
+    assert message.startswith(f"{file}: not a valid minigrad graph dump: ") and problem in message
+    if node is not None:
+        index = dump["nodes"].index(node)
+        assert f"node {index} " in message
+        assert keys == ["id"] or f"node {index} (%{node['id']}): " in message
+    with pytest.raises(ValueError, match="diff: dump B is not a valid minigrad graph dump"):
+        graph.diff(good, dump)
+
+
+def test_load_json_accepts_what_the_writer_writes(tmp_path):
+    """Non-finite statistics as strings, nulls for an empty tensor, no grad, slices and an array
+    summary in params, meta with a null."""
+    p = mg.Tensor(np.array(2.0), requires_grad=True, name="p")
+    empty = mg.Tensor(np.zeros((0, 3)), name="empty")
+    bad = mg.Tensor(np.array([1.0, np.inf, -np.inf]), name="bad")
+    x = mg.Tensor(np.arange(40.0).reshape(8, 5), requires_grad=True, name="x")
+    picked = mg.where(np.eye(4, 5) > 0, x[1:8:2, ::-1, ...], 0.0).sum(axis=(0,), keepdims=True)
+    out = ((p * bad).sum() + (empty * p).sum() + picked.sum()).named("out")
+    with mg.retain_grads():
+        out.backward()
+    meta = {"step": 3, "note": None, "lr": 1e-3}
+    graph.save(out, tmp_path / "g", formats=("json",), meta=meta)
+    loaded = graph.load_json(tmp_path / "g.json")
+    assert loaded == json.loads(json.dumps(graph.to_json(out, meta=meta)))
+    nodes = by_name(loaded)
+    assert nodes["bad"]["value"]["min"] == "-inf" and nodes["bad"]["value"]["max"] == "inf"
+    assert nodes["bad"]["value"]["mean"] == "nan" and nodes["empty"]["value"]["std"] is None
+    assert nodes["p"]["grad"]["norm"] == "nan" and nodes["bad"]["grad"] is None
+    conds = [n["params"]["cond"] for n in loaded["nodes"] if n["op"] == "where"]
+    assert conds == [{"array": {"shape": [4, 5], "dtype": "bool"}}]
+    assert graph.render_text(loaded) and graph.render_dot(loaded)
+    assert "changed nodes: 0" in graph.diff(loaded, loaded)
 
 
 def test_diff_reports_changes_between_steps():
