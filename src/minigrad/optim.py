@@ -31,9 +31,10 @@ class Optimizer:
 
     @staticmethod
     def _checked(defaults: dict[str, Any], field: str) -> dict[str, Any]:
-        """The hyperparameters as plain Python values, after checking each (subclasses add their
-        own rules); `field` formats a key into the error message's subject."""
-        return {"lr": _number(defaults.get("lr"), field.format("lr"), "learning rate > 0", positive=True)}
+        """The hyperparameters, each checked and made a plain Python value (subclasses add their
+        own rules; keys without a rule are kept as given); `field` formats a key into the error
+        message's subject."""
+        return {**defaults, "lr": _number(defaults.get("lr"), field.format("lr"), "learning rate > 0", positive=True)}
 
     def _check_grads(self) -> None:
         """Every gradient must match its parameter: checked for all before any is updated."""

@@ -523,3 +523,14 @@ def test_module_load_state_dict_refuses_values_that_overflow_the_parameter_dtype
     with pytest.raises(ValueError, match=r"'weight' contains NaN or Inf \(as float32\)"):
         m.load_state_dict({"weight": np.full((2, 3), 1e300), "bias": np.ones(2)})
     assert_unchanged(m, before)
+
+
+def test_an_optimizer_subclass_keeps_its_own_hyperparameters():
+    class Halving(mg.optim.Optimizer):
+        def __init__(self, params, lr=0.5, factor=0.5):
+            super().__init__(params, dict(lr=lr, factor=factor))
+
+    opt = Halving([nn.Parameter(np.ones(2))])
+    assert opt.defaults == {"lr": 0.5, "factor": 0.5}
+    opt.load_state_dict({"state": [{}], "defaults": {"factor": 0.25}})
+    assert opt.defaults == {"lr": 0.5, "factor": 0.25}
