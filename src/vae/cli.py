@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=d.hidden_dim, help="hidden units (default: %(default)s)")
     p.add_argument("--latent", type=int, default=d.latent_dim, help="latent dimensions (default: %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="same seed, same data -> identical losses (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=d.seed, help="same seed, same data -> identical losses (default: %(default)s)")
     p.add_argument("--protocol", choices=data.PROTOCOLS, default=d.protocol,
                    help="pixel protocol: grayscale intensities in [0,1], binarized (fresh Bernoulli "
                    "draws each epoch) or fixed-binarized (default: %(default)s)")
@@ -40,8 +41,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="z = mu + sigma*eps (reparameterized) or a constant sample with no gradient "
                    "path to the encoder (opaque) (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=d.dtype, help="default: %(default)s")
-    p.add_argument("--out", type=Path, default=Path("runs") / "latest", metavar="DIR",
-                   help="output folder for checkpoints and dumps (default: %(default)s)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output folder for checkpoints and dumps (default: runs/latest; with "
+                   "--resume, the checkpoint's own folder)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint.npz exactly where it stopped, with the "
                    "run's saved settings (data, sizes, lr, seed, protocol); --epochs can raise its "
@@ -52,6 +54,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no live progress line")
     p.set_defaults(run=_run_train)
+
+
+def seed(text: str) -> int:
+    """--seed: a non-negative integer (argparse names the option in its error)."""
+    value = int(text)  # a ValueError here reads "invalid seed value: 'x'"
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
 
 
 def _set_threads(n: int | None) -> None:
@@ -69,6 +79,8 @@ def _run_train(args: argparse.Namespace) -> int:
     config = Config(data=args.data, epochs=epochs, batch_size=args.batch_size, hidden_dim=args.hidden,
                     latent_dim=args.latent, lr=args.lr, seed=args.seed, protocol=args.protocol,
                     sampler=args.sampler, dtype=args.dtype)  # fmt: skip
+    if args.out is None:  # a resumed run goes on in its own folder, never over another run
+        args.out = args.resume.parent if args.resume is not None else Path("runs") / "latest"
     train(config, args.out, resume=args.resume, dump_graph=args.dump_graph, progress=not args.quiet)
     return 0
 
@@ -94,7 +106,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=1000, help="importance samples per example (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=100, help="examples per importance-sampling batch (default: %(default)s)")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N test examples")
-    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the importance samples (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _threads_option(p)
@@ -122,7 +134,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE.png")
     p.add_argument("-n", type=int, default=64,
                    help=f"number of samples, at most {images.MAX_SAMPLES:,} (default: %(default)s)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of the z draws (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the z draws (default: %(default)s)")
     p.add_argument("--scale", type=int, default=2, help="enlarge every pixel this many times (default: %(default)s)")
     _threads_option(p)
     p.set_defaults(run=_run_sample)
@@ -164,7 +176,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         raise ValueError(f"-n must be a positive integer, got {args.n}")
     model, config, _ = evaluate.load_model(args.checkpoint)
     images.image_shape(model)
-    x, _, described, protocol = evaluate.test_inputs(config, args.data, args.protocol, args.n, model.input_dim)
+    x, _, described, protocol = evaluate.test_inputs(config, args.data, args.protocol, args.n, model.input_dim,
+                                                     model.image_shape)  # fmt: skip
     pixels = images.reconstruction_grid(model, x, scale=args.scale)
     path = images.write_png(args.out, pixels)
     print(f"wrote {path}: {len(x)} digits of the {described} (protocol {protocol}), each followed by its reconstruction")
@@ -190,7 +203,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", type=Path, metavar="PATH", help="a checkpoint of a 6-4-2 model (e.g. from --save)")
     p.add_argument("--steps", type=int, default=300, help="Adam steps of the brief training (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialization, batches and eps (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the initialization, batches and eps (default: %(default)s)")
     p.add_argument("--beta", type=float, default=DEFAULT_BETA,
                    help="KL weight of the brief training; 1 is the plain ELBO, under which these 6 features "
                    "end in posterior collapse (default: %(default)s)")  # fmt: skip
@@ -220,7 +233,7 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=5, help="hidden units (default: %(default)s)")
     p.add_argument("--latent", type=int, default=3, help="latent dimensions (default: %(default)s)")
     p.add_argument("--input", type=int, default=8, help="input dimensions (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and eps (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the weights and eps (default: %(default)s)")
     _threads_option(p)
     p.set_defaults(run=_run_gradcheck)
 
@@ -281,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    started = time.time()
     try:
         _set_threads(getattr(args, "threads", None))  # every compute command takes --threads
         return args.run(args)
@@ -288,5 +302,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the last completed epoch's checkpoint is intact", file=sys.stderr)
+        print(f"interrupted{_after_interrupt(args, started)}", file=sys.stderr)
         return 130
+
+
+def _after_interrupt(args: argparse.Namespace, started: float) -> str:
+    """What an interrupted train run left: checkpoints are written whole after each epoch."""
+    if getattr(args, "run", None) is not _run_train or args.out is None:
+        return ""
+    path = Path(args.out) / "checkpoint.npz"
+    if path.exists() and path.stat().st_mtime >= started:
+        return f"; {path} holds this run's last completed epoch (--resume {path} continues)"
+    if path.exists():
+        return f"; no epoch of this run completed, {path} is as it was before"
+    return f"; no epoch completed, so no checkpoint was written to {args.out}"

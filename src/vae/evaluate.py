@@ -49,6 +49,13 @@ def load_model(path: Path | str) -> tuple[VAE, Config, dict[str, Any]]:
         raise checkpoint.CheckpointError(f"{path}: no encoder.hidden.weight matrix; not a VAE checkpoint")
     input_dim = int(weights["encoder.hidden.weight"].shape[1])
     model = build_model(config, input_dim)
+    shape = meta.get("image_shape")  # absent in checkpoints from before it was saved
+    if shape is not None:
+        if not (isinstance(shape, list) and len(shape) == 2 and all(type(n) is int and n > 0 for n in shape)
+                and shape[0] * shape[1] == input_dim):  # fmt: skip
+            raise checkpoint.CheckpointError(f"{path}: meta field 'image_shape' {shape!r:.40} is not [H, W] "
+                                             f"with H x W = the model's {input_dim} inputs")  # fmt: skip
+        model.image_shape = (shape[0], shape[1])
     try:
         model.load_state_dict(weights)
     except (KeyError, ValueError, TypeError) as exc:
@@ -62,7 +69,8 @@ def describe_model(model: VAE) -> str:
 
 
 def test_inputs(config: Config, data_spec: str | None, protocol: str | None, limit: int | None,
-                input_dim: int) -> tuple[np.ndarray, np.ndarray, str, str]:  # fmt: skip
+                input_dim: int, image_shape: tuple[int, int] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, str, str]:  # fmt: skip
     """(x, labels, dataset description, protocol): the test set under the protocol (default: the
     checkpoint's), prepared exactly as ``train`` prepares it, optionally cut to the first `limit`."""
     protocol = protocol or config.protocol
@@ -74,6 +82,9 @@ def test_inputs(config: Config, data_spec: str | None, protocol: str | None, lim
     if dataset.num_pixels != input_dim:
         raise ValueError(f"the data has {dataset.num_pixels} pixels per image but the model expects "
                          f"{input_dim} inputs")  # fmt: skip
+    if image_shape is not None and dataset.image_shape != tuple(image_shape):
+        (h, w), (mh, mw) = dataset.image_shape, image_shape
+        raise ValueError(f"the data's images are {h}x{w} but the model was trained on {mh}x{mw} images")
     images, labels = dataset.test_images, dataset.test_labels
     x = data.prepare(images, protocol, np.random.default_rng([config.seed, 3]), config.dtype)
     if limit is not None:
@@ -174,7 +185,7 @@ def run(checkpoint_path: Path | str, data_spec: str | None = None, protocol: str
         log: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything `python -m vae eval` does, returned as a JSON-able dict."""
     model, config, meta = load_model(checkpoint_path)
-    x, _, described, protocol = test_inputs(config, data_spec, protocol, limit, model.input_dim)
+    x, _, described, protocol = test_inputs(config, data_spec, protocol, limit, model.input_dim, model.image_shape)
     report = evaluate(model, x, k=k, batch_size=batch_size, seed=seed, progress=Progress(progress, every=15.0))
     report.update(checkpoint=str(checkpoint_path), model=describe_model(model), epoch=meta.get("epoch"),
                   data=described, protocol=protocol)  # fmt: skip

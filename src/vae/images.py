@@ -71,7 +71,10 @@ def read_png(path: Path | str) -> np.ndarray:
 
 
 def image_shape(model: VAE) -> tuple[int, int]:
-    """(H, W) of the model's images: square ones only (784 -> 28 x 28)."""
+    """(H, W) of the model's images: the shape it was trained on when known, else square ones
+    only (784 -> 28 x 28)."""
+    if model.image_shape is not None:
+        return model.image_shape
     side = math.isqrt(model.input_dim)
     if side * side != model.input_dim or side < 2:
         raise ValueError(f"this model has {model.input_dim} inputs, not a square image; sample and "

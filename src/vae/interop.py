@@ -43,7 +43,11 @@ def _to_numpy(key: str, value: Any) -> np.ndarray:
             value = value.detach()
         if hasattr(value, "cpu"):
             value = value.cpu()
-        value = value.numpy()
+        try:
+            value = value.numpy()
+        except (TypeError, RuntimeError) as exc:  # e.g. bfloat16, which numpy has no type for
+            raise ValueError(f"{key}: cannot convert to a numpy array ({exc}); convert it with "
+                             ".float() first") from None
     array = np.array(value, copy=True)
     if array.dtype.kind != "f":
         raise ValueError(f"{key}: expected floating-point values, got dtype {array.dtype}")

@@ -15,6 +15,8 @@ import numpy as np
 import minigrad as mg
 from minigrad.nn import functional as F
 
+from .model import positive_int
+
 
 def negative_elbo(
     logits: mg.Tensor, x: mg.Tensor, mu: mg.Tensor, logvar: mg.Tensor
@@ -38,8 +40,11 @@ def importance_sampled_nll(model, x: np.ndarray, k: int = 1000, chunk: int = 250
 
     computed in the graph with logsumexp (samples in chunks of `chunk`, combined by another
     logsumexp). Returns a float64 array of shape (batch,)."""
-    if k < 1:
-        raise ValueError(f"importance sampling needs k >= 1 samples, got {k}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"importance sampling needs k >= 1 samples (an integer), got {k!r}")
+    positive_int("chunk", chunk)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"importance sampling needs a non-empty batch of shape (batch, pixels), got {x.shape}")
     half_log_2pi = 0.5 * math.log(2 * math.pi)
     with mg.no_grad():
         xt = mg.Tensor(x.astype(model.dtype, copy=False))

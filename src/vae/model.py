@@ -84,6 +84,9 @@ class VAE(nn.Module):
         self.hidden_dim = positive_int("hidden_dim", hidden_dim)
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.sampler = sampler
+        # (H, W) of the images it models, when known: train sets it from the data, and
+        # checkpoints keep it (an input_dim alone does not say 16 x 36 from 24 x 24)
+        self.image_shape: tuple[int, int] | None = None
         dt = np.dtype(dtype or mg.get_default_dtype())
         init_rng = np.random.default_rng(seed)
         self.encoder = Encoder(self.input_dim, self.hidden_dim, self.latent_dim, dt, init_rng)

@@ -82,8 +82,9 @@ def evaluate_elbo(model: VAE, x: np.ndarray, batch_size: int = 500, eps_seed: in
     return {"loss": float(loss), "reconstruction": float(rec), "kl": float(kl)}
 
 
-def parse_dump_steps(spec: str | None, total_steps: int) -> set[int]:
-    """'1,100,last' -> {1, 100, total_steps}."""
+def parse_dump_steps(spec: str | None, total_steps: int, done: int = 0) -> set[int]:
+    """'1,100,last' -> {1, 100, total_steps}; every step must be one this run will train (after
+    the `done` steps of a resumed run, up to total_steps)."""
     if not spec:
         return set()
     steps = set()
@@ -95,6 +96,12 @@ def parse_dump_steps(spec: str | None, total_steps: int) -> set[int]:
             steps.add(int(item))
         else:
             raise ValueError(f"--dump-graph: {item!r} is not a step number (1, 2, ...) or 'last'")
+    for n in sorted(steps):
+        if n > total_steps:
+            raise ValueError(f"--dump-graph: step {n} is beyond the last step ({total_steps:,})")
+        if n <= done:
+            raise ValueError(f"--dump-graph: step {n} was trained before the checkpoint (step {done:,}); "
+                             f"this run trains steps {done + 1:,}-{total_steps:,}")  # fmt: skip
     return steps
 
 
@@ -135,6 +142,7 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
         raise ValueError(f"batch size {config.batch_size} is larger than the {n_train} training examples")
     input_dim = int(np.prod(dataset.train_images.shape[1:]))
     model = build_model(config, input_dim)
+    model.image_shape = dataset.image_shape
     optimizer = mg.optim.Adam(model.parameters(), lr=config.lr)
     data_rng = np.random.default_rng([config.seed, 2])
     history: list[dict[str, Any]] = []
@@ -161,7 +169,7 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
     test_x = data.prepare(dataset.test_images, config.protocol, np.random.default_rng([config.seed, 3]), config.dtype)
     batches_per_epoch = data.count_batches(n_train, config.batch_size)
     total_steps = config.epochs * batches_per_epoch
-    dump_steps = parse_dump_steps(dump_graph, total_steps)
+    dump_steps = parse_dump_steps(dump_graph, total_steps, done=step)
     out.mkdir(parents=True, exist_ok=True)
     log(f"data: {dataset.describe()}; protocol {config.protocol}")
     log(f"model: {config.dtype} VAE {input_dim}-{config.hidden_dim}-{config.latent_dim}, sampler "
@@ -210,7 +218,8 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
         log(f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:8.3f} (rec {train_rec:8.3f} kl {train_kl:6.3f})"
             f"  test loss {test['loss']:8.3f}  {record['steps_per_second']:6.1f} steps/s  "
             f"{seconds:5.1f}s/epoch  ETA {_format_seconds(eta)}")  # fmt: skip
-        meta = dict(config=dataclasses.asdict(config), epoch=epoch, step=step, history=history,
+        meta = dict(config=dataclasses.asdict(config), image_shape=list(dataset.image_shape),
+                    epoch=epoch, step=step, history=history,
                     data_rng=data_rng.bit_generator.state, noise_rng=model.noise.bit_generator.state,
                     minigrad=mg.__version__)  # fmt: skip
         checkpoint.save(out / "checkpoint.npz", model.state_dict(), optimizer.state_dict(), meta)

@@ -246,10 +246,6 @@ def test_invalid_saved_settings_name_the_file_and_field(capsys, run_dir, tmp_pat
     assert "edited.npz" in err and not (tmp_path / "r" / "checkpoint.npz").exists()
 
 
-def test_negative_seed_on_the_command_line(capsys, tmp_path):
-    user_error(capsys, "train", "--seed", "-1", "--epochs", "1", "--out", tmp_path, match="seed must be a non-negative")
-
-
 def test_damaged_optimizer_state_is_one_line_error(capsys, run_dir, tmp_path):
     import numpy as np
 
@@ -298,3 +294,104 @@ def test_sample_and_reconstruct_sizes_are_bounded(capsys, run_dir, tmp_path):
     user_error(capsys, "reconstruct", "--checkpoint", ckpt, "--out", tmp_path / "r.png", "-n", 5000, "--scale", 16,
                match="use a smaller -n or --scale")  # fmt: skip
     assert not list(tmp_path.iterdir())
+
+
+def _idx(array):
+    import struct
+
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def _image_folder(path, h, w, n_train=60, n_test=10):
+    """An MNIST-style folder of h x w random images."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path.mkdir()
+    for stem, shape in (("train-images-idx3-ubyte", (n_train, h, w)), ("t10k-images-idx3-ubyte", (n_test, h, w)),
+                        ("train-labels-idx1-ubyte", (n_train,)), ("t10k-labels-idx1-ubyte", (n_test,))):  # fmt: skip
+        (path / stem).write_bytes(_idx(rng.integers(0, 256 if "images" in stem else 10, shape)))
+    return path
+
+
+def test_images_keep_the_shape_the_model_was_trained_on(capsys, tmp_path):
+    # 8 x 10 images: 80 inputs, which is no square; a 16 x 36 set once came out as 24 x 24 tiles
+    folder = _image_folder(tmp_path / "d", 8, 10)
+    out = tmp_path / "run"
+    assert cli(capsys, "train", "--data", folder, "--epochs", 1, "--batch-size", 30, "--hidden", 4, "--latent", 2,
+               "--out", out, "--quiet")[0] == 0  # fmt: skip
+    ckpt = out / "checkpoint.npz"
+    assert cli(capsys, "reconstruct", "--checkpoint", ckpt, "--out", tmp_path / "r.png", "-n", 2, "--scale", 1)[0] == 0
+    # a row of 2 inputs and their reconstructions: four 8 x 10 tiles, 2-pixel gaps
+    assert images.read_png(tmp_path / "r.png").shape == (8 + 4, 4 * (10 + 2) + 2)
+    assert cli(capsys, "sample", "--checkpoint", ckpt, "--out", tmp_path / "s.png", "-n", 1, "--scale", 1)[0] == 0
+    assert images.read_png(tmp_path / "s.png").shape == (8 + 4, 10 + 4)
+    other = _image_folder(tmp_path / "d2", 10, 8)  # as many pixels, another shape
+    user_error(capsys, "eval", "--checkpoint", ckpt, "--data", other, "-k", 2, "--quiet",
+               match="the data's images are 10x8 but the model was trained on 8x10 images")  # fmt: skip
+
+    def bad_shape(arrays):
+        import numpy as np
+
+        meta = json.loads(arrays["meta"].tobytes())
+        meta["image_shape"] = [9, 9]
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+    bad = _rewrite_checkpoint(ckpt, tmp_path / "bad.npz", bad_shape)
+    user_error(capsys, "sample", "--checkpoint", bad, "--out", tmp_path / "x.png", match="meta field 'image_shape'")
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "sample", "explain", "gradcheck"])
+def test_a_negative_seed_names_the_option(capsys, command, tmp_path):
+    extra = {"eval": ["--checkpoint", tmp_path / "c.npz"], "sample": ["--checkpoint", tmp_path / "c.npz", "--out",
+             tmp_path / "s.png"]}.get(command, [])  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main([command, *map(str, extra), "--seed", "-1"])
+    assert exc.value.code == 2
+    assert "argument --seed: must be a non-negative integer, got -1" in capsys.readouterr().err
+
+
+def test_resume_without_out_goes_on_in_the_checkpoint_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--batch-size", "500", "--hidden", "8", "--latent", "2", "--quiet"]
+    assert cli(capsys, "train", "--epochs", 1, "--seed", 7, *tiny)[0] == 0  # into runs/latest
+    latest = (tmp_path / "runs" / "latest" / "checkpoint.npz").read_bytes()
+    assert cli(capsys, "train", "--epochs", 1, "--out", "exp1", *tiny)[0] == 0
+    assert cli(capsys, "train", "--resume", "exp1/checkpoint.npz", "--epochs", 2, "--quiet")[0] == 0
+    assert (tmp_path / "runs" / "latest" / "checkpoint.npz").read_bytes() == latest  # another run, untouched
+    assert json.loads((tmp_path / "exp1" / "history.json").read_text())[-1]["epoch"] == 2
+
+
+def test_dump_steps_must_be_steps_the_run_trains(capsys, run_dir, tmp_path):
+    # the embedded set in batches of 500: 9 steps per epoch
+    user_error(capsys, "train", "--epochs", 1, "--batch-size", 500, "--hidden", 8, "--latent", 2, "--out",
+               tmp_path / "a", "--quiet", "--dump-graph", "5000,1", match="step 5000 is beyond the last step (9)")  # fmt: skip
+    user_error(capsys, "train", "--resume", run_dir / "checkpoint.npz", "--epochs", 2, "--out", tmp_path / "b",
+               "--quiet", "--dump-graph", "3", match="step 3 was trained before the checkpoint (step 9)")  # fmt: skip
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_interrupt_message_says_what_the_run_left(capsys, tmp_path, monkeypatch):
+    import vae.cli
+
+    def interrupted(config, out, write=False, **kwargs):
+        if write:
+            (out / "checkpoint.npz").write_bytes(b"epoch 1")
+        raise KeyboardInterrupt
+
+    args = ["train", "--epochs", "1", "--quiet", "--out"]
+    monkeypatch.setattr(vae.cli, "train", interrupted)
+    assert cli(capsys, *args, tmp_path / "new")[2] == (
+        f"interrupted; no epoch completed, so no checkpoint was written to {tmp_path / 'new'}\n")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "checkpoint.npz").write_bytes(b"an earlier run")
+    import os
+
+    os.utime(old / "checkpoint.npz", (0, 0))
+    assert "no epoch of this run completed" in cli(capsys, *args, old)[2]
+    monkeypatch.setattr(vae.cli, "train", lambda config, out, **kw: interrupted(config, out, write=True))
+    assert "holds this run's last completed epoch (--resume" in cli(capsys, *args, old)[2]

@@ -171,3 +171,11 @@ def test_non_float_values_and_non_mappings_rejected() -> None:
         to_pytorch_example(sd)
     with pytest.raises(TypeError, match="mapping"):
         to_pytorch_example(list(ours().items()))  # type: ignore[arg-type]
+
+
+def test_a_tensor_numpy_cannot_hold_is_named() -> None:
+    torch = pytest.importorskip("torch")
+    pt = dict(to_pytorch_example(ours()))
+    pt["fc1.weight"] = torch.zeros(pt["fc1.weight"].shape, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"fc1.weight: cannot convert to a numpy array .*\.float\(\)"):
+        from_pytorch_example(pt)

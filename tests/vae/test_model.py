@@ -149,3 +149,16 @@ def test_importance_sampled_nll_is_tighter_than_the_elbo():
     assert nll_100.mean() <= elbo + 0.01
     with pytest.raises(ValueError, match="k >= 1"):
         importance_sampled_nll(model, x, k=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"k": 2.5}, "k >= 1 samples"), ({"k": True}, "k >= 1 samples"), ({"chunk": 0}, "chunk must be a positive"),
+     ({"chunk": -1}, "chunk must be a positive"), ({"chunk": 2.5}, "chunk must be a positive"),
+     ({"rows": 0}, "non-empty batch")],
+)  # fmt: skip
+def test_importance_sampled_nll_checks_its_arguments(kwargs, match):
+    model, x = tiny(), batch()
+    rows = kwargs.pop("rows", len(x))
+    with pytest.raises(ValueError, match=match):
+        importance_sampled_nll(model, x[:rows], **{"k": 3, **kwargs})
