@@ -11,8 +11,9 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -41,15 +42,22 @@ def save(path: Path | str, model_state: dict[str, np.ndarray], optimizer_state: 
         optim_meta["state"].append(scalars)
     header = {"format": FORMAT, "version": VERSION, "optimizer": optim_meta, **meta}
     arrays["meta"] = np.frombuffer(json.dumps(header, default=_json_scalar).encode(), dtype=np.uint8)
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call write(file) on a temp file beside `path`, fsync it, then rename it over `path`: a
+    reader (or an interrupted run) sees the old file or the new one, never half of one."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

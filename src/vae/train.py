@@ -223,7 +223,8 @@ def train(config: Config, out_dir: Path | str, resume: Path | str | None = None,
                     data_rng=data_rng.bit_generator.state, noise_rng=model.noise.bit_generator.state,
                     minigrad=mg.__version__)  # fmt: skip
         checkpoint.save(out / "checkpoint.npz", model.state_dict(), optimizer.state_dict(), meta)
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        history_json = json.dumps(history, indent=1).encode()  # a copy for reading; the checkpoint has it too
+        checkpoint.write_atomic(out / "history.json", lambda f: f.write(history_json))
     if history:
         log(f"done in {_format_seconds(time.perf_counter() - run_start)}; checkpoint {out / 'checkpoint.npz'}")
     return {"config": dataclasses.asdict(config), "history": history, "model": model}
