@@ -13,9 +13,10 @@ shape in this one place, so no op undoes broadcasting by itself.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import itertools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,9 @@ _node_ids = itertools.count(1)
 _new_object = object.__new__
 
 
-class _Flags:
+class _Flags(threading.local):
+    """Per thread, as in PyTorch: a no_grad block in one thread leaves the others recording."""
+
     grad_enabled = True
     anomaly = False
     retain_grads = False
@@ -45,40 +48,58 @@ class AnomalyError(RuntimeError):
     """Raised in anomaly mode by the first op whose forward or backward makes a NaN or Inf."""
 
 
-@contextlib.contextmanager
-def _flag(name: str, value: bool) -> Iterator[None]:
-    """Set FLAGS.<name> for the duration of a with-block, then restore it."""
-    previous = getattr(FLAGS, name)
-    setattr(FLAGS, name, value)
-    try:
-        yield
-    finally:
-        setattr(FLAGS, name, previous)
+class _FlagScope:
+    """Sets FLAGS.<name> for a with-block, then restores it; reusable, and a decorator too."""
+
+    def __init__(self, name: str, value: bool):
+        self.name, self.value = name, value
+        self._previous: list[bool] = []  # a stack: the same object may be entered again inside
+
+    def __enter__(self) -> None:
+        self._previous.append(getattr(FLAGS, self.name))
+        setattr(FLAGS, self.name, self.value)
+
+    def __exit__(self, *exc: Any) -> None:
+        setattr(FLAGS, self.name, self._previous.pop())
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with _FlagScope(self.name, self.value):
+                return func(*args, **kwargs)
+
+        return run
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Run a block without recording a graph (evaluation, optimizer updates)."""
-    return _flag("grad_enabled", False)
+def _flag(name: str, value: bool, func: Callable[..., Any] | None) -> Any:
+    scope = _FlagScope(name, value)
+    return scope if func is None else scope(func)
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    return _flag("grad_enabled", True)
+def no_grad(func: Callable[..., Any] | None = None) -> Any:
+    """Run a block without recording a graph (evaluation, optimizer updates): ``with
+    no_grad():``, or as a decorator, ``@no_grad`` or ``@no_grad()``."""
+    return _flag("grad_enabled", False, func)
+
+
+def enable_grad(func: Callable[..., Any] | None = None) -> Any:
+    return _flag("grad_enabled", True, func)
 
 
 def is_grad_enabled() -> bool:
     return FLAGS.grad_enabled
 
 
-def detect_anomaly() -> contextlib.AbstractContextManager[None]:
+def detect_anomaly(func: Callable[..., Any] | None = None) -> Any:
     """Check every forward and backward result for NaN/Inf and name the op that made one."""
-    return _flag("anomaly", True)
+    return _flag("anomaly", True, func)
 
 
-def retain_grads() -> contextlib.AbstractContextManager[None]:
+def retain_grads(func: Callable[..., Any] | None = None) -> Any:
     """During this block, backward stores ``.grad`` on every node, not only on leaves.
 
     Graph dumps use it to show how much gradient reached each intermediate value."""
-    return _flag("retain_grads", True)
+    return _flag("retain_grads", True, func)
 
 
 def _describe(t: Tensor) -> str:
@@ -173,6 +194,8 @@ class Function:
             out = cls.forward(ctx, arrays[0])
         else:
             out = cls.forward(ctx, *arrays)
+        if not cls.shares_unrecorded_node:  # a user's Function: check what forward returned
+            out = _checked_output(cls, out, first)
         if FLAGS.anomaly:
             _check_finite("forward", cls.op, inputs, out)
         return _wrap(out, ctx if record else None)
@@ -268,20 +291,24 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     # views, and the caller's own array are copied instead.
     owned: set[int] = set()
     anomaly, retain_all = FLAGS.anomaly, FLAGS.retain_grads  # flags do not change mid-backward
+    if anomaly and not np.isfinite(grad).all():
+        raise AnomalyError(f"the gradient given to backward() of {_describe(root)} holds NaN/Inf")
     pop, pending = grads.pop, grads.get  # the loop below runs once per node: kept to plain steps
     for node in _backward_order(root):
         g = pop(node.id, None)
         if g is None:
             continue
         fn = node._ctx
-        if fn is None:  # a leaf: accumulate, like PyTorch
+        if fn is None or retain_all or node._retains_grad:  # keep it: accumulate, like PyTorch
             if node.grad is None:
                 node.grad = _wrap(g if node.id in owned else np.array(g, order="C"), None)
             else:
-                node.grad = _wrap(be.binary("add", node.grad.data, g), None)
-            continue
-        if retain_all or node._retains_grad:
-            node.grad = _wrap(np.ascontiguousarray(g).reshape(g.shape), None)
+                node.grad = _wrap(be.binary("add", _grad_array(node), g), None)
+                if anomaly and not np.isfinite(node.grad.data).all():
+                    raise AnomalyError(f"adding a gradient to the .grad of {_describe(node)} made NaN/Inf "
+                                       "(the sum overflowed)")  # fmt: skip
+            if fn is None:
+                continue
         if fn.saved is None:
             raise RuntimeError(
                 f"backward through op '{fn.op}' a second time: its saved values were freed by "
@@ -291,6 +318,8 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         input_grads = fn.backward(fn, g)
         if not isinstance(input_grads, tuple):  # a namedtuple counts as a tuple
             input_grads = (input_grads,)
+        if not fn.shares_unrecorded_node:  # a user's Function: check what it returned
+            input_grads = _checked_grads(fn, input_grads)
         handed_out: set[int] = set()  # ids of the arrays already given to an input of this node
         for parent, pg in zip(fn.inputs, input_grads):
             if pg is None or not parent.requires_grad:
@@ -311,9 +340,63 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             else:
                 grads[pid] = be.binary("add", previous, pg)
                 owned.add(pid)
+                if anomaly and not np.isfinite(grads[pid]).all():
+                    raise AnomalyError(f"adding up the gradients of {_describe(parent)} made NaN/Inf "
+                                       "(the sum overflowed)")  # fmt: skip
             handed_out.add(id(pg))
         if not retain_graph:
             fn.saved = None
+
+
+def _checked_output(cls: type[Function], out: Any, dtype: np.dtype | None) -> np.ndarray:
+    """A user Function's forward result as a float array of its inputs' dtype."""
+    if isinstance(out, _TENSOR):
+        out = out.data
+    if not isinstance(out, np.ndarray) or out.dtype.kind not in "iuf":
+        raise TypeError(f"{cls.__name__}.forward returned a {type(out).__name__}"
+                        f"{' of ' + str(out.dtype) if isinstance(out, np.ndarray) else ''}; return a numpy array of numbers")  # fmt: skip
+    floats = (np.float32, np.float64)
+    want = dtype if dtype is not None else (out.dtype if out.dtype in floats else np.dtype(np.float32))
+    return out if out.dtype == want else out.astype(want)
+
+
+def _grad_array(node: Tensor) -> np.ndarray:
+    """The array of a .grad that backward adds to, checked: users may have assigned it."""
+    cur = node.grad
+    data = cur.data if isinstance(cur, _TENSOR) else None
+    if not isinstance(data, np.ndarray) or data.shape != node.data.shape or data.dtype != node.data.dtype:
+        what = f"{data.shape} {data.dtype} Tensor" if isinstance(data, np.ndarray) else type(cur).__name__
+        raise TypeError(f"the .grad of {_describe(node)} is a {what}; backward adds to a Tensor of the "
+                        f"tensor's shape and dtype {node.data.dtype} (set .grad = None to start afresh)")  # fmt: skip
+    return data
+
+
+def _checked_grads(fn: Function, grads: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A user Function's backward result: one gradient (or None) per input, arrays that
+    broadcast to the input's shape, in the input's dtype (cast like PyTorch)."""
+    op, inputs = type(fn).__name__, fn.inputs
+    if len(grads) != len(inputs):
+        raise TypeError(f"{op}.backward returned {len(grads)} gradient(s) for {len(inputs)} input(s); "
+                        "return one per input (None for an input without one)")  # fmt: skip
+    out = []
+    for i, (t, pg) in enumerate(zip(inputs, grads)):
+        if pg is not None:
+            if isinstance(pg, _TENSOR):
+                pg = pg.data
+            if not isinstance(pg, np.ndarray) or pg.dtype.kind not in "iuf":
+                raise TypeError(f"{op}.backward: gradient {i} is a {type(pg).__name__}"
+                                f"{' of ' + str(pg.dtype) if isinstance(pg, np.ndarray) else ''}; return numpy arrays of numbers")  # fmt: skip
+            if pg.dtype != t.data.dtype:
+                pg = pg.astype(t.data.dtype)
+            try:
+                np.broadcast_shapes(pg.shape, t.data.shape)
+                ok = pg.ndim >= t.data.ndim or pg.shape == t.data.shape
+            except ValueError:
+                ok = False
+            if not ok or np.broadcast_shapes(pg.shape, t.data.shape) != pg.shape:
+                raise ValueError(f"{op}.backward: gradient {i} has shape {pg.shape}, input {i} has shape {t.data.shape}")
+        out.append(pg)
+    return tuple(out)
 
 
 next_id = _node_ids.__next__  # stable, increasing node ids

@@ -615,6 +615,8 @@ class GaussianKL(Function):
 
 # ---------------------------------------------------------------- functional forms
 def _tensors(xs: Any, what: str) -> tuple[Tensor, ...]:
+    if isinstance(xs, Tensor):  # tuple(t) would split it into its rows
+        raise TypeError(f"{what}: takes a sequence of tensors, got one Tensor; pass [t] or (t,)")
     xs = tuple(xs)
     if not xs:
         raise ValueError(f"{what}: needs at least one tensor")
@@ -647,7 +649,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """Elementwise cond ? a : b. cond is a boolean array-like (or Tensor, read as != 0)."""
     if isinstance(cond, Tensor):
         cond = cond.data != 0
-    cond = np.asarray(cond)
+    cond = np.array(cond)  # a copy: backward reads it later, the caller may change theirs
     if cond.dtype != np.bool_:
         raise TypeError(f"where: condition must be boolean, got {cond.dtype}")
     like = a if isinstance(a, Tensor) else b

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,7 +96,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self._ctx: Function | None = None
-        self.name = name
+        self.name = _checked_name(name)
         self.id = autograd.next_id()
         self._retains_grad = False
 
@@ -160,6 +160,22 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         return self.data
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """np.asarray(t): the data (a view, as numpy())."""
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError(f"np.asarray: a {dtype} array of a {self.data.dtype} tensor needs a copy")
+        data = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return data.copy() if copy else data
+
+    # numpy functions on a Tensor (np.exp(t)) would run on its elements one by one and build an
+    # object array; with this, numpy refuses them, and ndarray + Tensor runs Tensor.__radd__
+    __array_ufunc__ = None
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
     def item(self) -> float:
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
@@ -167,7 +183,7 @@ class Tensor:
 
     def named(self, name: str) -> Tensor:
         """Set the label shown in graph dumps and error messages; returns self."""
-        self.name = name
+        self.name = _checked_name(name)
         return self
 
     def retain_grad(self) -> Tensor:
@@ -180,6 +196,8 @@ class Tensor:
         return Tensor._from_op(self.data, None)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
+        if not self.is_leaf and bool(flag) == self.requires_grad:  # nothing to change
+            return self
         if not self.is_leaf:
             raise RuntimeError("requires_grad_ can only change leaf tensors; use detach() first")
         self.requires_grad = bool(flag)
@@ -381,8 +399,10 @@ class Tensor:
         return self.transpose()
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        shape = tuple(int(s) for s in shape)
         try:  # broadcasting must give `shape` itself (the result has at least self.ndim dims)
+            if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in shape):
+                raise ValueError  # int() would truncate 2.5 to 2
+            shape = tuple(int(s) for s in shape)
             if np.broadcast_shapes(self.shape, shape) != shape:
                 raise ValueError
         except ValueError:
@@ -453,10 +473,19 @@ def _index_key(key: Any) -> Any:
     if isinstance(key, Tensor):
         key = key.data
     if isinstance(key, list):
-        key = np.asarray(key)
-    if isinstance(key, np.ndarray) and key.dtype.kind not in "iub":
-        raise IndexError(f"index arrays must hold integers or bools, got {key.dtype}")
+        key = np.asarray(key) if key else np.zeros(0, np.intp)  # [] selects nothing, as in numpy
+    if isinstance(key, np.ndarray):
+        if key.dtype.kind not in "iub":
+            raise IndexError(f"index arrays must hold integers or bools, got {key.dtype}")
+        key = key.copy()  # backward uses it later: the caller may change theirs meanwhile
     return key
+
+
+def _checked_name(name: Any) -> str | None:
+    """A tensor's label: a string on one line (graph text dumps print one node per line), or None."""
+    if name is not None and (not isinstance(name, str) or "\n" in name or "\r" in name):
+        raise ValueError(f"a tensor name must be a string without line breaks, or None; got {name!r}")
+    return name
 
 
 # ---- constructors ----
@@ -474,7 +503,12 @@ def default_generator() -> np.random.Generator:
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+    """A new leaf holding a copy of `data` (as torch.tensor); Tensor(array) shares the array."""
+    t = Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+    source = data.data if isinstance(data, Tensor) else data
+    if isinstance(source, np.ndarray) and np.shares_memory(t.data, source):
+        t.data = t.data.copy()
+    return t
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:

@@ -307,3 +307,158 @@ def test_leaf_gradients_never_share_memory_with_each_other_or_the_caller():
     y.grad.data[...] = 0  # writing one gradient changes no other
     np.testing.assert_array_equal(x.grad.data, [8.0, 8.0, 8.0])
     np.testing.assert_array_equal(g, [2.0, 2.0, 2.0])
+
+
+# ---------------------------------------------------------------- found by an adversarial review
+def test_grad_mode_is_per_thread():
+    import threading
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold_no_grad():
+        with mg.no_grad():
+            inside.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=hold_no_grad)
+    worker.start()
+    inside.wait(10)
+    try:
+        x = mg.tensor([1.0, 2.0], requires_grad=True)
+        a = (x * x).sum()  # recorded here although another thread is inside no_grad
+        assert a.requires_grad and mg.is_grad_enabled()
+    finally:
+        leave.set()
+        worker.join()
+    a.backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+
+
+def test_grad_mode_scopes_are_reusable_and_decorate_with_or_without_parentheses():
+    scope = mg.no_grad()
+    for _ in range(2):
+        with scope:
+            assert not mg.is_grad_enabled()
+            with scope:  # the same object, nested
+                assert not mg.is_grad_enabled()
+            assert not mg.is_grad_enabled()
+        assert mg.is_grad_enabled()
+
+    @mg.no_grad
+    def bare(t):
+        return t * 2
+
+    @mg.no_grad()
+    def called(t):
+        return t * 2
+
+    x = mg.tensor([1.0], requires_grad=True)
+    assert not bare(x).requires_grad and not called(x).requires_grad and (x * 2).requires_grad
+
+
+def test_retained_grads_add_up_over_backward_calls_and_own_their_memory():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2).retain_grad()
+    z = y.sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    np.testing.assert_array_equal(y.grad.data, [2.0, 2.0])  # as leaves do (and PyTorch)
+    r = x.exp().retain_grad()
+    seed = np.ones(2, np.float32)
+    r.backward(seed)
+    seed[0] = 99.0
+    np.testing.assert_array_equal(r.grad.data, [1.0, 1.0])
+
+
+def test_indices_and_conditions_are_kept_as_they_were_at_forward():
+    x = mg.tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    k = np.array([0, 1])
+    y = x[k]
+    k[:] = 2
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[1, 1], [1, 1], [0, 0]])
+    a = mg.tensor([1.0, 2.0], requires_grad=True)
+    c = np.array([True, False])
+    w = mg.where(c, a, 0.0)
+    c[:] = [False, True]
+    w.sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [1.0, 0.0])
+
+
+def test_anomaly_mode_checks_the_seed_and_the_sums_into_grad():
+    x = mg.tensor(np.array([1e-38], np.float32), requires_grad=True)
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError, match="the sum overflowed"):
+        ((x * 3e38).sum() + (x * 3e38).sum()).backward()
+    (x * 3e38).sum().backward()  # x.grad = 3e38: a second backward adds to it
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError, match=r"the \.grad of .*the sum overflowed"):
+        (x * 3e38).sum().backward()
+    y = mg.tensor([1.0, 2.0], requires_grad=True) * 2
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError, match="gradient given to backward"):
+        y.backward(np.array([np.nan, 1.0], np.float32))
+
+
+def test_an_assigned_grad_of_the_wrong_kind_is_named():
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x.grad = mg.zeros((2, 3))
+    with pytest.raises(TypeError, match=r"is a \(2, 3\) float32 Tensor; backward adds to a Tensor"):
+        x.sum().backward()
+    x.grad = np.zeros(3, np.float32)
+    with pytest.raises(TypeError, match="is a ndarray"):
+        x.sum().backward()
+
+
+class _Scale(mg.Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.params.get("answer", (g, g))
+
+
+@pytest.mark.parametrize(
+    "answer, error, match",
+    [
+        (lambda g: (g,), TypeError, "returned 1 gradient"),
+        (lambda g: (g, g, g), TypeError, "returned 3 gradient"),
+        (lambda g: (1.0, g), TypeError, "gradient 0 is a float"),
+        (lambda g: (np.ones(4), g), ValueError, r"gradient 0 has shape \(4,\), input 0 has shape \(2,\)"),
+    ],
+)
+def test_a_user_function_backward_is_checked(answer, error, match):
+    a, b = mg.tensor([1.0, 2.0], requires_grad=True), mg.tensor([3.0, 4.0], requires_grad=True)
+
+    class Bad(_Scale):
+        @staticmethod
+        def backward(ctx, g):
+            return answer(g)
+
+    with pytest.raises(error, match=match):
+        Bad.apply(a, b).sum().backward()
+
+
+def test_a_user_function_gets_gradients_in_its_inputs_dtype():
+    class Wide(_Scale):
+        @staticmethod
+        def backward(ctx, g):
+            return np.ones(2, np.int64), g.astype(np.float64)
+
+    a, b = mg.tensor([1.0, 2.0], requires_grad=True), mg.tensor([3.0, 4.0], requires_grad=True)
+    Wide.apply(a, b).sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float32
+
+    class IntForward(_Scale):
+        @staticmethod
+        def forward(ctx, a, b):
+            return np.arange(2)
+
+    assert IntForward.apply(a, b).dtype == np.float32
+
+    class ListForward(_Scale):
+        @staticmethod
+        def forward(ctx, a, b):
+            return [1.0, 2.0]
+
+    with pytest.raises(TypeError, match="ListForward.forward returned a list"):
+        ListForward.apply(a, b)

@@ -418,3 +418,56 @@ def test_unaligned_input_is_copied_before_c_sees_it():
     t = mg.Tensor(unaligned)
     assert t.data.flags.aligned
     np.testing.assert_array_equal((t * 2.0).data, np.arange(10) * 2)
+
+
+def test_numpy_sees_a_tensor_as_its_data_and_refuses_ufuncs_on_it():
+    t = mg.tensor([1.0, 2.0])
+    a = np.asarray(t)
+    assert a.dtype == np.float32 and np.shares_memory(a, t.data)
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    with pytest.raises(TypeError):
+        np.exp(t)  # used to build an object array of 0-d Tensors
+    assert isinstance(np.ones(2, np.float32) + t, mg.Tensor)  # numpy defers to Tensor.__radd__
+
+
+def test_iteration():
+    assert [r.shape for r in mg.zeros((3, 2))] == [(2,)] * 3
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(mg.tensor(3.0))
+
+
+def test_broadcast_to_refuses_non_integer_sizes():
+    with pytest.raises(ValueError, match="cannot broadcast"):
+        mg.tensor([1.0]).broadcast_to((2.5,))
+    assert mg.tensor([1.0]).broadcast_to((np.int64(2),)).shape == (2,)
+
+
+@pytest.mark.parametrize("name", [5, "two\nlines", b"bytes"])
+def test_tensor_names_are_one_line_strings(name):
+    with pytest.raises(ValueError, match="a tensor name must be a string"):
+        mg.tensor([1.0], name=name)
+    with pytest.raises(ValueError, match="a tensor name must be a string"):
+        mg.tensor([1.0]).named(name)
+
+
+def test_empty_list_index_and_joining_one_tensor():
+    x = mg.zeros((3, 4, 5), requires_grad=True)
+    assert x[[]].shape == (0, 4, 5)
+    for join in (mg.cat, mg.stack):
+        with pytest.raises(TypeError, match="got one Tensor"):
+            join(mg.zeros((2, 3)))
+
+
+def test_minigrad_tensor_copies_and_Tensor_shares():
+    a = np.ones(2, np.float32)
+    t, shared = mg.tensor(a), mg.Tensor(a)
+    a[0] = 5.0
+    assert t.data[0] == 1.0 and shared.data[0] == 5.0
+    assert not np.shares_memory(mg.tensor(shared).data, shared.data)
+
+
+def test_requires_grad_on_a_non_leaf_is_a_no_op_when_nothing_changes():
+    y = mg.tensor([1.0], requires_grad=True) * 2
+    assert y.requires_grad_() is y
+    with pytest.raises(RuntimeError, match="only change leaf tensors"):
+        y.requires_grad_(False)
