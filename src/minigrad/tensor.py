@@ -226,7 +226,34 @@ class Tensor:
         raise TypeError("the truth value of a Tensor is ambiguous; compare .item() or .data instead")
 
     def __hash__(self) -> int:
-        return id(self)
+        return id(self)  # by identity: a tensor is a graph node, usable as a dict key
+
+    # Comparisons are elementwise, as in PyTorch, and give a numpy bool array: they have no
+    # gradient, and where() takes the array as its condition. Other operands (None, strings) get
+    # Python's default: == is identity, < raises TypeError.
+    def __eq__(self, other: Any) -> Any:
+        other = _compared(other)
+        return NotImplemented if other is NotImplemented else self.data == other
+
+    def __ne__(self, other: Any) -> Any:
+        other = _compared(other)
+        return NotImplemented if other is NotImplemented else self.data != other
+
+    def __lt__(self, other: Any) -> Any:
+        other = _compared(other)
+        return NotImplemented if other is NotImplemented else self.data < other
+
+    def __le__(self, other: Any) -> Any:
+        other = _compared(other)
+        return NotImplemented if other is NotImplemented else self.data <= other
+
+    def __gt__(self, other: Any) -> Any:
+        other = _compared(other)
+        return NotImplemented if other is NotImplemented else self.data > other
+
+    def __ge__(self, other: Any) -> Any:
+        other = _compared(other)
+        return NotImplemented if other is NotImplemented else self.data >= other
 
     # ---- autograd ----
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -479,6 +506,16 @@ def _index_key(key: Any) -> Any:
             raise IndexError(f"index arrays must hold integers or bools, got {key.dtype}")
         key = key.copy()  # backward uses it later: the caller may change theirs meanwhile
     return key
+
+
+def _compared(other: Any) -> Any:
+    """The other side of a comparison: a Tensor's data, a number or an array as it is, else
+    NotImplemented."""
+    if isinstance(other, Tensor):
+        return other.data
+    if isinstance(other, (int, float, np.ndarray, np.number, list, tuple)):
+        return other
+    return NotImplemented
 
 
 def _checked_name(name: Any) -> str | None:

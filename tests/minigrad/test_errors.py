@@ -471,3 +471,16 @@ def test_requires_grad_on_a_non_leaf_is_a_no_op_when_nothing_changes():
     assert y.requires_grad_() is y
     with pytest.raises(RuntimeError, match="only change leaf tensors"):
         y.requires_grad_(False)
+
+
+def test_comparisons_are_elementwise_bool_arrays():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    for got, want in ((x == 1, [True, False]), (x != 1, [False, True]), (x < 2, [True, False]),
+                      (x <= 1, [True, False]), (x > 1, [False, True]), (x >= 2, [False, True]),
+                      (x == mg.tensor([1.0, 3.0]), [True, False]), (np.ones(2) == x, [True, False])):  # fmt: skip
+        assert isinstance(got, np.ndarray) and got.dtype == np.bool_
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(mg.where(x == 1, x, 0.0).data, [1.0, 0.0])  # was [0, 0]: == was identity
+    assert (x == None) is False and x in [None, x] and {x: 1}[x] == 1  # noqa: E711
+    with pytest.raises(TypeError):
+        x < "a"
