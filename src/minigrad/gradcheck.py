@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ class GradcheckError(AssertionError):
 
 def gradcheck(
     fn: Callable[..., Tensor],
-    inputs: Sequence[Tensor],
+    inputs: Sequence[Tensor] | Tensor,
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
@@ -26,8 +27,15 @@ def gradcheck(
     The output is projected on a fixed random vector r (L = sum(fn(*inputs) * r)), so one backward
     gives the whole gradient of L; each element of each input is then perturbed by +-eps and
     (L(x+eps) - L(x-eps)) / (2 eps) compared with it: |analytic - numeric| <= atol + rtol |numeric|.
-    Raises GradcheckError naming the first input and element that disagree."""
-    inputs = list(inputs)
+    Raises GradcheckError naming the first input and element that disagree.
+
+    `inputs` is a sequence of Tensors or a single Tensor (one input). The inputs' values and their
+    existing `.grad` are left as they were, also when fn raises."""
+    _check_positive_finite("eps", eps)
+    for what, value in (("atol", atol), ("rtol", rtol)):
+        if not _is_real(value) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"gradcheck: {what} must be a finite number >= 0, got {value!r}")
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):
             raise TypeError(f"gradcheck: input {i} is a {type(t).__name__}, not a Tensor")
@@ -50,17 +58,26 @@ def gradcheck(
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     r = np.random.default_rng(seed).standard_normal(out.shape)
-    for t in inputs:
-        t.grad = None
-    if out.requires_grad:
-        out.backward(r)
+    saved_grads = [t.grad for t in inputs]  # restored afterwards, as torch's gradcheck leaves .grad alone
+    analytics: dict[int, np.ndarray] = {}
+    try:
+        for t in inputs:
+            t.grad = None
+        if out.requires_grad:
+            out.backward(r)
+        for i in checked:
+            g = inputs[i].grad
+            analytics[i] = np.zeros(inputs[i].shape) if g is None else np.array(g.data, dtype=np.float64)
+    finally:
+        for t, g in reversed(list(zip(inputs, saved_grads))):  # reversed: a repeated input gets its first
+            t.grad = g
 
     def projected() -> float:
         return float(np.sum(fn(*inputs).data * r))
 
     for i in checked:
         t = inputs[i]
-        analytic = np.zeros(t.shape) if t.grad is None else t.grad.data
+        analytic = analytics[i]
         numeric = numerical_gradient(projected, t.data, eps)
         bad = np.flatnonzero(~(np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)))
         if bad.size:
@@ -78,14 +95,27 @@ def gradcheck(
 def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """d f / d array by central differences, (f(x + eps) - f(x - eps)) / (2 eps) per element.
 
-    Perturbs `array` in place (f must read it) and restores every element afterwards."""
+    Perturbs `array` in place (f must read it) and restores every element afterwards, also when f
+    raises."""
+    _check_positive_finite("eps", eps)
     numeric = np.zeros(array.shape)
     for index in np.ndindex(array.shape):  # indexes the array itself, so any strided view works
-        original = array[index]
-        array[index] = original + eps
-        plus = f()
-        array[index] = original - eps
-        minus = f()
-        array[index] = original
+        original = array[index].copy()
+        try:
+            array[index] = original + eps
+            plus = f()
+            array[index] = original - eps
+            minus = f()
+        finally:
+            array[index] = original
         numeric[index] = (plus - minus) / (2 * eps)
     return numeric
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_positive_finite(what: str, value: float) -> None:
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"gradcheck: {what} must be a finite number > 0, got {value!r}")

@@ -112,3 +112,89 @@ def test_leaves_the_inputs_unchanged():
     before = x.data.copy()
     mg.gradcheck(lambda t: t.sigmoid() * t, [x])
     np.testing.assert_array_equal(x.data, before)
+
+
+def test_leaves_existing_grads_alone():
+    """As torch.autograd.gradcheck: a .grad the caller already holds is neither replaced nor
+    accumulated into; inputs without a .grad still have none afterwards."""
+    x, y = f64([0.5, -1.0]), f64([2.0, 3.0])
+    x.grad = mg.Tensor(np.array([7.0, 8.0]))
+    kept = x.grad
+    assert mg.gradcheck(lambda a, b: a * b + a.exp(), [x, y])
+    assert x.grad is kept
+    np.testing.assert_array_equal(x.grad.data, [7.0, 8.0])
+    assert y.grad is None
+
+
+def test_leaves_existing_grads_alone_when_backward_sees_a_prior_grad():
+    """The analytic gradient is computed from scratch, not on top of an existing .grad."""
+    x = f64([1.0, 2.0])
+    x.grad = mg.Tensor(np.array([100.0, 100.0]))
+    assert mg.gradcheck(lambda a: a * a, [x])
+    np.testing.assert_array_equal(x.grad.data, [100.0, 100.0])
+
+
+def test_restores_the_input_when_fn_raises_during_finite_differences():
+    x = f64([0.25, -1.5, 3.0])
+    before = x.data.copy()
+    calls = []
+
+    def fn(t):
+        calls.append(1)
+        if len(calls) == 3:  # the first call is the forward pass; the third is x[0] - eps
+            raise RuntimeError("boom")
+        return t * t
+
+    with pytest.raises(RuntimeError, match="boom"):
+        mg.gradcheck(fn, [x])
+    np.testing.assert_array_equal(x.data, before)
+
+
+def test_numerical_gradient_restores_the_array_when_f_raises():
+    from minigrad.gradcheck import numerical_gradient
+
+    array = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    def f():
+        raise ValueError("nope")
+
+    with pytest.raises(ValueError, match="nope"):
+        numerical_gradient(f, array)
+    np.testing.assert_array_equal(array, [[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_accepts_a_single_tensor_as_the_one_input(wrong_square):
+    x = f64([[0.5, -1.0], [2.0, 0.3]])
+    assert mg.gradcheck(lambda t: (t @ t.T).tanh(), x) is True
+    with pytest.raises(mg.GradcheckError, match=r"input 0 .* element \(0, 1\)"):
+        mg.gradcheck(wrong_square.apply, x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"eps": 0}, "eps"),
+        ({"eps": 0.0}, "eps"),
+        ({"eps": -1e-6}, "eps"),
+        ({"eps": float("nan")}, "eps"),
+        ({"eps": float("inf")}, "eps"),
+        ({"atol": -1e-5}, "atol"),
+        ({"atol": float("nan")}, "atol"),
+        ({"rtol": -1e-3}, "rtol"),
+        ({"rtol": float("inf")}, "rtol"),
+    ],
+)
+def test_refuses_bad_eps_and_tolerances(kwargs, message):
+    x = f64([1.0, 2.0])
+    before = x.data.copy()
+    with pytest.raises(ValueError, match=message):
+        mg.gradcheck(lambda t: t * t, [x], **kwargs)
+    np.testing.assert_array_equal(x.data, before)
+    assert x.grad is None
+
+
+def test_numerical_gradient_refuses_zero_eps():
+    from minigrad.gradcheck import numerical_gradient
+
+    with pytest.raises(ValueError, match="eps"):
+        numerical_gradient(lambda: 0.0, np.ones(2), eps=0)

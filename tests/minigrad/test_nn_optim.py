@@ -134,6 +134,62 @@ def test_sequential_applies_modules_in_order():
         nn.Sequential(first, lambda x: x)
 
 
+def test_del_attribute_unregisters_parameters_and_submodules():
+    """As PyTorch: `del m.name` removes a parameter or submodule from named_parameters/state_dict."""
+    lin = nn.Linear(2, 3)
+    del lin.bias
+    assert [n for n, _ in lin.named_parameters()] == ["weight"]
+    assert list(lin.state_dict()) == ["weight"]
+    assert len(lin.parameters()) == 1
+    with pytest.raises(AttributeError):
+        lin.bias  # noqa: B018
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    delattr(model, "2")
+    assert len(model) == 2 and [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+    assert "(2)" not in repr(model)
+    lin.note = "plain attribute"
+    del lin.note
+    assert not hasattr(lin, "note")
+    with pytest.raises(AttributeError):
+        del lin.never_set
+
+
+def test_reassigning_a_parameter_or_submodule_keeps_its_place():
+    lin = nn.Linear(2, 3)
+    new_weight = nn.Parameter(np.zeros((3, 2)))
+    lin.weight = new_weight
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    assert lin.weight is new_weight and dict(lin.named_parameters())["weight"] is new_weight
+    assert list(lin.state_dict()) == ["weight", "bias"]
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    replacement = nn.Linear(2, 3)
+    setattr(model, "0", replacement)
+    assert model[0] is replacement
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    lin.bias = None  # a non-Parameter value still unregisters the name
+    assert [n for n, _ in lin.named_parameters()] == ["weight"]
+
+
+def test_sequential_slice_is_a_sequential_of_the_same_modules():
+    first, act, last = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)
+    model = nn.Sequential(first, act, last)
+    head = model[0:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2
+    assert head[0] is first and head[1] is act
+    tail = model[1:]
+    assert tail[0] is act and tail[-1] is last
+    # names are kept, as PyTorch: model[1:] has parameters '2.weight', '2.bias'
+    assert [n for n, _ in tail.named_parameters()] == ["2.weight", "2.bias"]
+    assert tail.named_parameters().__next__()[1] is last.weight
+    assert [m for m in model[::-1]._modules.values()] == [last, act, first]
+    assert len(model[5:]) == 0
+    x = mg.ones(4, 2)
+    np.testing.assert_allclose(model[0:2](x).data, act(first(x)).data)
+    assert model[-1] is last and model[-3] is first and model[np.int64(1)] is act
+    with pytest.raises(IndexError):
+        model[3]
+
+
 # ---------------------------------------------------------------- state_dict
 def test_state_dict_holds_copies():
     model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -37,13 +37,24 @@ class Module:
     def __setattr__(self, key: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        self._parameters.pop(key, None)
-        self._modules.pop(key, None)
+        # A name already registered keeps its place in the order (as PyTorch): overwrite, not pop+insert.
         if isinstance(value, Parameter):
+            self._modules.pop(key, None)
             self._parameters[key] = value
         elif isinstance(value, Module):
+            self._parameters.pop(key, None)
             self._modules[key] = value
+        else:
+            self._parameters.pop(key, None)
+            self._modules.pop(key, None)
         object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        """`del module.name` also unregisters a parameter or submodule, as PyTorch."""
+        if "_parameters" in self.__dict__:
+            self._parameters.pop(key, None)
+            self._modules.pop(key, None)
+        object.__delattr__(self, key)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -172,7 +183,18 @@ class Sequential(Module):
                 raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
             setattr(self, str(i), m)
 
-    def __getitem__(self, i: int) -> Module:
+    @overload
+    def __getitem__(self, i: slice) -> Sequential: ...
+    @overload
+    def __getitem__(self, i: int) -> Module: ...
+    def __getitem__(self, i: int | slice) -> Module:
+        """An int (negative too) gives that module; a slice gives a Sequential of the same module
+        objects, keeping their names (as PyTorch: model[1:3] has parameters '1.weight', ...)."""
+        if isinstance(i, slice):
+            sub = Sequential()
+            for name, m in list(self._modules.items())[i]:
+                setattr(sub, name, m)
+            return sub
         return list(self._modules.values())[i]
 
     def __len__(self) -> int:
