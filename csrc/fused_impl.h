@@ -184,15 +184,18 @@ void SFX(mg_linear_bwd)(int act, int64_t m, int64_t n, int64_t k, const T *g, co
 static void SFX(adam_run)(int64_t t, int64_t a, int64_t b, const int64_t *steps, T *const *p,
                           const T *const *g, T *const *m, T *const *v, double lr, double beta1,
                           double beta2, double eps, double weight_decay) {
-    const T b1 = (T)beta1, b2 = (T)beta2, e = (T)eps, wd = (T)weight_decay;
+    /* 1 - beta in double, then rounded: in float32, 1 - (float)0.999 is 0.00099998713, 1.3e-5
+     * off, which moved Adam's first step by 6.4e-6 of lr */
+    const T b1 = (T)beta1, b2 = (T)beta2, c1 = (T)(1.0 - beta1), c2 = (T)(1.0 - beta2);
+    const T e = (T)eps, wd = (T)weight_decay;
     const double bc1 = 1.0 - pow(beta1, (double)steps[t]), bc2 = 1.0 - pow(beta2, (double)steps[t]);
     const T step_size = (T)(lr / bc1), inv_sqrt_bc2 = (T)(1.0 / sqrt(bc2));
     T *restrict pt = p[t], *restrict mt = m[t], *restrict vt = v[t];
     const T *restrict gt = g[t];
     for (int64_t i = a; i < b; i++) {
         T gi = gt[i] + wd * pt[i];
-        T mi = b1 * mt[i] + ((T)1 - b1) * gi;
-        T vi = b2 * vt[i] + ((T)1 - b2) * gi * gi;
+        T mi = b1 * mt[i] + c1 * gi;
+        T vi = b2 * vt[i] + c2 * gi * gi;
         mt[i] = mi;
         vt[i] = vi;
         pt[i] -= step_size * mi / (M(sqrt)(vi) * inv_sqrt_bc2 + e);
@@ -232,11 +235,11 @@ void SFX(mg_adam)(int64_t count, const int64_t *sizes, const int64_t *steps, T *
 
 void SFX(mg_sgd)(int64_t n, T *p, const T *g, T *buf, double lr, double momentum,
                  double dampening, double weight_decay, int nesterov, int first_step) {
-    const T mom = (T)momentum, damp = (T)dampening, wd = (T)weight_decay, l = (T)lr;
+    const T mom = (T)momentum, undamped = (T)(1.0 - dampening), wd = (T)weight_decay, l = (T)lr;
     MG_FOR(i, n, n >= MG_PARALLEL_MIN, {
         T d = g[i] + wd * p[i];
         if (mom != 0) {
-            T b = first_step ? d : mom * buf[i] + ((T)1 - damp) * d;
+            T b = first_step ? d : mom * buf[i] + undamped * d;
             buf[i] = b;
             d = nesterov ? d + mom * b : b;
         }

@@ -586,6 +586,18 @@ def test_sgd_step_matches_reference_over_several_steps(
         assert_same(states["c"][1], states["ref"][1], dtype, f"sgd buffer after step {step}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_first_step_is_lr_times_the_sign_of_the_gradient(dtype):
+    # 1 - beta2 must be rounded once, from double: in float32, 1 - (float)0.999 is 1.3e-5 off
+    # and moved the first step by 6.4e-6 of lr
+    for backend in (c, ref):
+        p, g = np.zeros(3000, dtype), np.where(np.arange(3000) % 2, 1.0, -0.25).astype(dtype)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        backend.adam_step([p], [g], [m], [v], [1], 0.1, 0.9, 0.999, 1e-8, 0.0)
+        exact = -0.1 * g.astype(np.float64) / (np.abs(g.astype(np.float64)) + 1e-8)  # m_hat = g, v_hat = g^2
+        np.testing.assert_allclose(p, exact, rtol=4 * np.finfo(dtype).eps, err_msg=backend.name)
+
+
 def test_optimizer_kernels_refuse_non_contiguous_buffers():
     p = np.zeros(8)[::2]
     with pytest.raises(ValueError, match="contiguous"):
