@@ -389,6 +389,8 @@ class Max(Function):
         x, out = ctx.saved
         axes = ctx.params["axes"]
         mask = be().binary("eq", x, out)
+        if np.isnan(out).any():  # a NaN maximum (NaN != NaN): its gradient goes to the NaNs, as in PyTorch
+            mask = np.where(np.isnan(out), np.isnan(x), mask).astype(x.dtype)
         count = be().reduce("sum", mask, axes, True)
         share = be().binary("div", g.reshape(out.shape), count)
         return be().binary("mul", mask, share)

@@ -462,3 +462,9 @@ def test_a_user_function_gets_gradients_in_its_inputs_dtype():
 
     with pytest.raises(TypeError, match="ListForward.forward returned a list"):
         ListForward.apply(a, b)
+
+
+def test_the_gradient_of_a_nan_maximum_goes_to_the_nan():
+    x = mg.tensor([[np.nan, 1.0, 2.0], [3.0, 1.0, 0.0]], requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # was NaN everywhere
