@@ -86,6 +86,7 @@ static void SFX(binary_row)(int op, int64_t n, const T *restrict a, int64_t as,
     case MG_POW_BWD:
         if (p == (T)0) MG_ROW2(((void)u, (void)v, (T)0)); /* x ** 0 is constant, even at x = 0 */
         else if (p == (T)2) MG_ROW2(u * (T)2 * v);
+        else if (p - (T)1 == (T)0.5) MG_ROW2(u * p * M(sqrt)(v)); /* as numpy's x ** 0.5 (forward too) */
         else MG_ROW2(u * p * M(pow)(v, p - (T)1));
         break;
     case MG_CLIP_BWD: MG_ROW2((v >= p && v <= q) ? u : (v != v ? v : (T)0)); break;

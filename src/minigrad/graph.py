@@ -439,12 +439,31 @@ def _dot_label(n: Mapping[str, Any]) -> str:
     return _dot_str("\n".join(lines))
 
 
+def _check_cluster(cluster: Any) -> dict[str, list[str]]:
+    """cluster maps a label to node names: {"reparameterization": ["mu", "sigma", ...]}."""
+    if cluster is None:
+        return {}
+    if isinstance(cluster, Mapping):  # names as lists: a generator would be used up by the check
+        cluster = {label: list(names) if isinstance(names, Iterable) and not isinstance(names, (str, bytes))
+                   else names for label, names in cluster.items()}  # fmt: skip
+    ok = isinstance(cluster, Mapping) and all(
+        isinstance(label, str) and not isinstance(names, (str, bytes)) and isinstance(names, Iterable)
+        and all(isinstance(nm, str) for nm in names)
+        for label, names in cluster.items()
+    )  # fmt: skip
+    if not ok:
+        raise TypeError(f"cluster must map a label to a list of node names, e.g. {{'z': ['mu', 'sigma']}}; "
+                        f"got {cluster!r:.80}")  # fmt: skip
+    return cluster
+
+
 def render_dot(
     dump: Mapping[str, Any], *, cluster: Mapping[str, Iterable[str]] | None = None
 ) -> str:
     """A dump as Graphviz DOT (see ``to_dot``)."""
+    cluster = _check_cluster(cluster)
     membership: dict[str, str] = {}
-    for label, names in (cluster or {}).items():
+    for label, names in cluster.items():
         for nm in names:
             membership.setdefault(nm, label)
     groups: dict[str, list[str]] = {label: [] for label in (cluster or {})}
@@ -512,7 +531,11 @@ def save(tensor: Tensor, path_prefix: str | Path, formats: Sequence[str] = ("txt
     unknown = [f for f in formats if f not in ("txt", "json", "dot")]
     if unknown:
         raise ValueError(f"save: unknown format(s) {unknown}; choose from 'txt', 'json', 'dot'")
+    text = str(path_prefix)
     prefix = Path(path_prefix)
+    if not prefix.name or text.endswith(("/", "\\")) or prefix.is_dir():
+        raise ValueError(f"save: {text!r} is a folder or empty; give a path prefix such as 'runs/step1' "
+                         "(it writes runs/step1.txt, .json, .dot)")  # fmt: skip
     prefix.parent.mkdir(parents=True, exist_ok=True)
     dump = to_json(tensor, meta=meta)
     written: list[Path] = []

@@ -30,6 +30,8 @@ def get_default_dtype() -> np.dtype:
 
 
 def _float_dtype(dtype: Any, what: str) -> np.dtype:
+    if dtype is None:  # np.dtype(None) is float64: never pick a dtype silently
+        raise TypeError(f"{what}: dtype None is not a dtype; use float32 or float64")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -426,15 +428,15 @@ class Tensor:
         return self.transpose()
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        try:  # broadcasting must give `shape` itself (the result has at least self.ndim dims)
-            if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in shape):
-                raise ValueError  # int() would truncate 2.5 to 2
-            shape = tuple(int(s) for s in shape)
-            if np.broadcast_shapes(self.shape, shape) != shape:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
-        return _OPS.BroadcastTo.apply(self, shape=shape)
+        # broadcasting must give `shape` itself: integer sizes (int() would truncate 2.5 to 2), at
+        # least self.ndim of them, each of self's trailing dims 1 or equal (a size too big for
+        # memory is the allocation's error, not this one)
+        shape = tuple(shape)
+        own = self.shape
+        if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0 for s in shape) \
+                or len(shape) < len(own) or any(a not in (1, b) for a, b in zip(own[::-1], shape[::-1])):  # fmt: skip
+            raise ValueError(f"broadcast_to: cannot broadcast shape {own} to {shape}")
+        return _OPS.BroadcastTo.apply(self, shape=tuple(int(s) for s in shape))
 
 
 autograd.bind_tensor_class(Tensor)
@@ -532,6 +534,9 @@ _rng = np.random.default_rng()
 def manual_seed(seed: int) -> None:
     """Seed the generator behind randn/rand and the default parameter init."""
     global _rng
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        # None would reseed from the OS: runs would differ without a word
+        raise TypeError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
     _rng = np.random.default_rng(seed)
 
 
@@ -550,12 +555,12 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     shape = _dims(shape)
-    return Tensor(np.zeros(shape, dtype=dtype or _default_dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros(shape, dtype=_float_dtype(dtype or _default_dtype, "zeros")), requires_grad=requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     shape = _dims(shape)
-    return Tensor(np.ones(shape, dtype=dtype or _default_dtype), requires_grad=requires_grad)
+    return Tensor(np.ones(shape, dtype=_float_dtype(dtype or _default_dtype, "ones")), requires_grad=requires_grad)
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False,

@@ -484,3 +484,43 @@ def test_comparisons_are_elementwise_bool_arrays():
     assert (x == None) is False and x in [None, x] and {x: 1}[x] == 1  # noqa: E711
     with pytest.raises(TypeError):
         x < "a"
+
+
+def test_no_dtype_is_chosen_silently_and_seeds_are_checked():
+    with pytest.raises(TypeError, match="dtype None is not a dtype"):
+        mg.set_default_dtype(None)
+    assert mg.get_default_dtype() == np.float32
+    with pytest.raises(TypeError, match="dtype None is not a dtype"):
+        mg.tensor([1.0]).to(None)
+    for bad in (None, -1, 1.5, True):
+        with pytest.raises(TypeError, match="manual_seed: seed must be a non-negative integer"):
+            mg.manual_seed(bad)
+    for make in (mg.zeros, mg.ones):
+        with pytest.raises(TypeError, match="float32 or float64, not int32"):
+            make(2, dtype=np.int32)
+
+
+def test_activations_name_a_non_tensor_argument():
+    for fn in (F.relu, F.sigmoid, F.tanh, F.softplus, mg.nn.ReLU(), mg.nn.Tanh(), mg.nn.Sigmoid()):
+        with pytest.raises(TypeError, match="expected Tensor inputs"):
+            fn(np.ones(2))
+
+
+def test_broadcast_to_says_broadcast_only_when_the_shapes_do_not_broadcast():
+    with pytest.raises(ValueError, match="cannot broadcast shape"):
+        mg.zeros(2, 3).broadcast_to((3, 3))
+    with pytest.raises(ValueError, match="cannot broadcast shape"):
+        mg.zeros(2, 3).broadcast_to((3,))
+    with pytest.raises((ValueError, MemoryError)) as exc:
+        mg.zeros(1, 1).broadcast_to((2**40, 2**40))  # compatible, only too big
+    assert "cannot broadcast" not in str(exc.value)
+
+
+def test_pow_gradient_at_minus_infinity_agrees_between_backends():
+    grads = []
+    for name in ("c", "numpy"):
+        with mg.backend.use(name):
+            t = mg.Tensor([-np.inf, 4.0], dtype="float64", requires_grad=True)
+            (t**1.5).backward(np.ones(2))
+            grads.append(t.grad.data)
+    np.testing.assert_array_equal(grads[0], grads[1])  # [nan, 3]: x ** 0.5 is sqrt, as numpy's

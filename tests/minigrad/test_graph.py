@@ -411,3 +411,20 @@ def test_hundred_thousand_deep_chain():
     assert len(dump["nodes"]) == 100_001 and dump["nodes"][50_000]["grad"]["norm"] == 1.0
     assert graph.to_text(y).count("\n") == 100_001 + 4
     assert graph.to_dot(y).count(" -> ") == 100_000
+
+
+@pytest.mark.parametrize("cluster", [{"g": "mu"}, ["mu"], {1: ["mu"]}, {"g": [["mu"]]}])
+def test_to_dot_refuses_a_malformed_cluster(cluster):
+    x = mg.tensor([1.0, 2.0], requires_grad=True).named("mu")
+    with pytest.raises(TypeError, match="cluster must map a label to a list of node names"):
+        graph.to_dot((x * 2).sum(), cluster=cluster)
+    assert "subgraph cluster" in graph.to_dot((x * 2).sum(), cluster={"g": (n for n in ["mu"])})
+
+
+@pytest.mark.parametrize("prefix", ["", "runs/", "."])
+def test_save_refuses_a_folder_as_prefix(tmp_path, monkeypatch, prefix):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ValueError, match="is a folder or empty"):
+        graph.save((mg.tensor([1.0], requires_grad=True) * 2).sum(), prefix)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written beside it

@@ -19,19 +19,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: st
 
 
 def relu(x: Tensor) -> Tensor:
-    return x.relu()
+    return Tensor.relu(x)  # unbound: a non-Tensor x gets apply's TypeError
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return x.sigmoid()
+    return Tensor.sigmoid(x)  # unbound: a non-Tensor x gets apply's TypeError
 
 
 def softplus(x: Tensor) -> Tensor:
-    return x.softplus()
+    return Tensor.softplus(x)  # unbound: a non-Tensor x gets apply's TypeError
 
 
 def tanh(x: Tensor) -> Tensor:
-    return x.tanh()
+    return Tensor.tanh(x)  # unbound: a non-Tensor x gets apply's TypeError
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
