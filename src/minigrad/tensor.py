@@ -96,6 +96,8 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         self.data = as_array(data, dtype)
         self.grad: Tensor | None = None
+        if not isinstance(requires_grad, (bool, np.bool_)):  # bool('no') is True
+            raise TypeError(f"requires_grad must be True or False, got {requires_grad!r}")
         self.requires_grad = bool(requires_grad)
         self._ctx: Function | None = None
         self.name = _checked_name(name)

@@ -524,3 +524,18 @@ def test_pow_gradient_at_minus_infinity_agrees_between_backends():
             (t**1.5).backward(np.ones(2))
             grads.append(t.grad.data)
     np.testing.assert_array_equal(grads[0], grads[1])  # [nan, 3]: x ** 0.5 is sqrt, as numpy's
+
+
+def test_requires_grad_must_be_a_bool_and_thread_counts_may_be_numpy_integers():
+    with pytest.raises(TypeError, match="requires_grad must be True or False"):
+        mg.zeros(2, requires_grad="no")
+    assert mg.tensor([1.0], requires_grad=np.True_).requires_grad
+    before = mg.backend_info()["num_threads"]
+    try:
+        mg.set_num_threads(np.int64(1))
+        assert mg.backend_info()["num_threads"] == 1
+    finally:
+        mg.set_num_threads(before)
+    for bad in (np.True_, 1.0, np.float64(2.0)):
+        with pytest.raises(ValueError, match="positive integer"):
+            mg.set_num_threads(bad)

@@ -14,6 +14,8 @@ import types
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
+
 from . import numpy_backend
 
 # OpenMP threads that spin while waiting stall a whole team when another process holds the other
@@ -92,10 +94,10 @@ MAX_THREADS = 4096
 
 def set_num_threads(n: int) -> None:
     """Threads the C kernels may use (OpenMP); also set by MINIGRAD_NUM_THREADS."""
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_THREADS:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"number of threads must be a positive integer (at most {MAX_THREADS}), got {n!r}")
     if c_backend is not None:
-        c_backend.set_num_threads(n)
+        c_backend.set_num_threads(int(n))  # an int or a numpy integer
 
 
 def backend_info() -> dict:
