@@ -185,7 +185,7 @@ static void SFX(adam_run)(int64_t t, int64_t a, int64_t b, const int64_t *steps,
                           const T *const *g, T *const *m, T *const *v, double lr, double beta1,
                           double beta2, double eps, double weight_decay) {
     /* 1 - beta in double, then rounded: in float32, 1 - (float)0.999 is 0.00099998713, 1.3e-5
-     * off, which moved Adam's first step by 6.4e-6 of lr */
+     * off, which moved Adam's first step by 6.6e-6 of lr */
     const T b1 = (T)beta1, b2 = (T)beta2, c1 = (T)(1.0 - beta1), c2 = (T)(1.0 - beta2);
     const T e = (T)eps, wd = (T)weight_decay;
     const double bc1 = 1.0 - pow(beta1, (double)steps[t]), bc2 = 1.0 - pow(beta2, (double)steps[t]);

@@ -70,25 +70,33 @@ class _FlagScope:
     def __enter__(self) -> None:
         self._previous.append(getattr(FLAGS, self.name))
         setattr(FLAGS, self.name, self.value)
-        if self.name == "anomaly":
-            _count_anomaly_scopes(1)
 
     def __exit__(self, *exc: Any) -> None:
         setattr(FLAGS, self.name, self._previous.pop())
-        if self.name == "anomaly":
-            _count_anomaly_scopes(-1)
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with _FlagScope(self.name, self.value):
+            with type(self)(self.name, self.value):
                 return func(*args, **kwargs)
 
         return run
 
 
-def _flag(name: str, value: bool, func: Callable[..., Any] | None) -> Any:
-    scope = _FlagScope(name, value)
+class _AnomalyScope(_FlagScope):
+    """detect_anomaly's scope: also counts the scopes open in all threads (_anomaly_scopes)."""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        _count_anomaly_scopes(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        _count_anomaly_scopes(-1)
+
+
+def _flag(name: str, value: bool, func: Callable[..., Any] | None, scope_class: type[_FlagScope] = _FlagScope) -> Any:
+    scope = scope_class(name, value)
     return scope if func is None else scope(func)
 
 
@@ -108,7 +116,7 @@ def is_grad_enabled() -> bool:
 
 def detect_anomaly(func: Callable[..., Any] | None = None) -> Any:
     """Check every forward and backward result for NaN/Inf and name the op that made one."""
-    return _flag("anomaly", True, func)
+    return _flag("anomaly", True, func, _AnomalyScope)
 
 
 def retain_grads(func: Callable[..., Any] | None = None) -> Any:
@@ -365,13 +373,19 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             fn.saved = None
 
 
+def _user_array(value: Any, what: str) -> np.ndarray:
+    """What a user's Function returned as a numeric numpy array (a Tensor gives its data)."""
+    if isinstance(value, _TENSOR):
+        value = value.data
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
+        kind = f"{type(value).__name__}{' of ' + str(value.dtype) if isinstance(value, np.ndarray) else ''}"
+        raise TypeError(f"{what} a {kind}; return numpy arrays of numbers")
+    return value
+
+
 def _checked_output(cls: type[Function], out: Any, dtype: np.dtype | None) -> np.ndarray:
     """A user Function's forward result as a float array of its inputs' dtype."""
-    if isinstance(out, _TENSOR):
-        out = out.data
-    if not isinstance(out, np.ndarray) or out.dtype.kind not in "iuf":
-        raise TypeError(f"{cls.__name__}.forward returned a {type(out).__name__}"
-                        f"{' of ' + str(out.dtype) if isinstance(out, np.ndarray) else ''}; return a numpy array of numbers")  # fmt: skip
+    out = _user_array(out, f"{cls.__name__}.forward returned")
     floats = (np.float32, np.float64)
     want = dtype if dtype is not None else (out.dtype if out.dtype in floats else np.dtype(np.float32))
     return out if out.dtype == want else out.astype(want)
@@ -398,19 +412,14 @@ def _checked_grads(fn: Function, grads: tuple[Any, ...]) -> tuple[Any, ...]:
     out = []
     for i, (t, pg) in enumerate(zip(inputs, grads)):
         if pg is not None:
-            if isinstance(pg, _TENSOR):
-                pg = pg.data
-            if not isinstance(pg, np.ndarray) or pg.dtype.kind not in "iuf":
-                raise TypeError(f"{op}.backward: gradient {i} is a {type(pg).__name__}"
-                                f"{' of ' + str(pg.dtype) if isinstance(pg, np.ndarray) else ''}; return numpy arrays of numbers")  # fmt: skip
+            pg = _user_array(pg, f"{op}.backward: gradient {i} is")
             if pg.dtype != t.data.dtype:
                 pg = pg.astype(t.data.dtype)
-            try:
-                np.broadcast_shapes(pg.shape, t.data.shape)
-                ok = pg.ndim >= t.data.ndim or pg.shape == t.data.shape
+            try:  # unbroadcast sums it back to the input's shape: it must broadcast to itself
+                ok = np.broadcast_shapes(pg.shape, t.data.shape) == pg.shape
             except ValueError:
                 ok = False
-            if not ok or np.broadcast_shapes(pg.shape, t.data.shape) != pg.shape:
+            if not ok:
                 raise ValueError(f"{op}.backward: gradient {i} has shape {pg.shape}, input {i} has shape {t.data.shape}")
         out.append(pg)
     return tuple(out)

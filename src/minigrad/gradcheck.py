@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ._checks import is_real
 from .tensor import Tensor
 
 
@@ -33,7 +34,7 @@ def gradcheck(
     existing `.grad` are left as they were, also when fn raises."""
     _check_positive_finite("eps", eps)
     for what, value in (("atol", atol), ("rtol", rtol)):
-        if not _is_real(value) or not math.isfinite(value) or value < 0:
+        if not is_real(value) or not math.isfinite(value) or value < 0:
             raise ValueError(f"gradcheck: {what} must be a finite number >= 0, got {value!r}")
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     for i, t in enumerate(inputs):
@@ -112,10 +113,6 @@ def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1
     return numeric
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
 def _check_positive_finite(what: str, value: float) -> None:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"gradcheck: {what} must be a finite number > 0, got {value!r}")

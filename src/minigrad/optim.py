@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from ._checks import is_integer, is_real
 from .nn.module import Parameter
 
 
@@ -86,7 +87,7 @@ class Optimizer:
                 what = f"{name}.load_state_dict: state '{k}' of parameter {i}"
                 if k == "step":
                     # the next step adds 1 and the kernels count in int64
-                    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 1 <= v < 2**62:
+                    if not is_integer(v) or not 1 <= v < 2**62:
                         raise ValueError(f"{what} is {v!r}, expected a positive integer below 2**62")
                     entry[k] = int(v)
                     continue
@@ -107,7 +108,7 @@ class Optimizer:
 def _number(value: Any, subject: str, rule: str, positive: bool = False, below_one: bool = False) -> float:
     """A hyperparameter as a float: a real number (not a bool), finite, >= 0, and > 0 or < 1 when
     asked; the error names the subject and the rule."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise TypeError(f"{subject} must be a real number ({rule}), got {value!r}")
     x = float(value)
     if not (math.isfinite(x) and x >= 0) or (positive and x == 0) or (below_one and x >= 1):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import autograd
+from ._checks import is_integer, is_real
+from .backend._common import broadcast_shape
 from .autograd import Function, next_id
 
 _new_object = object.__new__
@@ -81,6 +84,20 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if arr.dtype != target:
         return arr.astype(target)
     return arr if arr.flags.aligned else arr.copy()  # the C kernels read aligned elements only
+
+
+def _comparison(op: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Any]:
+    """A comparison operator of Tensor: op on the data against a Tensor's data, a number or an
+    array; NotImplemented for anything else."""
+
+    def compare(self: Tensor, other: Any) -> Any:
+        if isinstance(other, Tensor):
+            other = other.data
+        elif not isinstance(other, (int, float, np.ndarray, np.number, list, tuple)):
+            return NotImplemented
+        return op(self.data, other)
+
+    return compare
 
 
 class Tensor:
@@ -235,29 +252,12 @@ class Tensor:
     # Comparisons are elementwise, as in PyTorch, and give a numpy bool array: they have no
     # gradient, and where() takes the array as its condition. Other operands (None, strings) get
     # Python's default: == is identity, < raises TypeError.
-    def __eq__(self, other: Any) -> Any:
-        other = _compared(other)
-        return NotImplemented if other is NotImplemented else self.data == other
-
-    def __ne__(self, other: Any) -> Any:
-        other = _compared(other)
-        return NotImplemented if other is NotImplemented else self.data != other
-
-    def __lt__(self, other: Any) -> Any:
-        other = _compared(other)
-        return NotImplemented if other is NotImplemented else self.data < other
-
-    def __le__(self, other: Any) -> Any:
-        other = _compared(other)
-        return NotImplemented if other is NotImplemented else self.data <= other
-
-    def __gt__(self, other: Any) -> Any:
-        other = _compared(other)
-        return NotImplemented if other is NotImplemented else self.data > other
-
-    def __ge__(self, other: Any) -> Any:
-        other = _compared(other)
-        return NotImplemented if other is NotImplemented else self.data >= other
+    __eq__ = _comparison(operator.eq)  # type: ignore[assignment]
+    __ne__ = _comparison(operator.ne)  # type: ignore[assignment]
+    __lt__ = _comparison(operator.lt)
+    __le__ = _comparison(operator.le)
+    __gt__ = _comparison(operator.gt)
+    __ge__ = _comparison(operator.ge)
 
     # ---- autograd ----
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -320,7 +320,7 @@ class Tensor:
         return _OPS.Neg.apply(self)
 
     def __pow__(self, exponent: Any) -> Tensor:
-        if isinstance(exponent, (bool, np.bool_)) or not isinstance(exponent, (int, float, np.integer, np.floating)):
+        if not is_real(exponent):
             raise TypeError(f"** takes a real number as exponent, got {type(exponent).__name__}")
         return _OPS.PowScalar.apply(self, p=float(exponent))
 
@@ -388,7 +388,7 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         shape = _dims(shape)
         try:
-            if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) for n in shape):
+            if not all(map(is_integer, shape)):
                 raise TypeError("dims must be integers")  # int() would truncate 2.7 to 2
             return _OPS.Reshape.apply(self, shape=tuple(int(n) for n in shape))
         except (ValueError, TypeError) as exc:
@@ -430,14 +430,14 @@ class Tensor:
         return self.transpose()
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        # broadcasting must give `shape` itself: integer sizes (int() would truncate 2.5 to 2), at
-        # least self.ndim of them, each of self's trailing dims 1 or equal (a size too big for
-        # memory is the allocation's error, not this one)
+        # broadcasting must give `shape` itself, in integer sizes (a size too big for memory is
+        # the allocation's error, not this one)
         shape = tuple(shape)
-        own = self.shape
-        if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0 for s in shape) \
-                or len(shape) < len(own) or any(a not in (1, b) for a, b in zip(own[::-1], shape[::-1])):  # fmt: skip
-            raise ValueError(f"broadcast_to: cannot broadcast shape {own} to {shape}")
+        try:
+            if not all(is_integer(s) and s >= 0 for s in shape) or broadcast_shape("broadcast_to", self.shape, shape) != shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}") from None
         return _OPS.BroadcastTo.apply(self, shape=tuple(int(s) for s in shape))
 
 
@@ -512,16 +512,6 @@ def _index_key(key: Any) -> Any:
     return key
 
 
-def _compared(other: Any) -> Any:
-    """The other side of a comparison: a Tensor's data, a number or an array as it is, else
-    NotImplemented."""
-    if isinstance(other, Tensor):
-        return other.data
-    if isinstance(other, (int, float, np.ndarray, np.number, list, tuple)):
-        return other
-    return NotImplemented
-
-
 def _checked_name(name: Any) -> str | None:
     """A tensor's label: a string on one line (graph text dumps print one node per line), or None."""
     if name is not None and (not isinstance(name, str) or "\n" in name or "\r" in name):
@@ -536,7 +526,7 @@ _rng = np.random.default_rng()
 def manual_seed(seed: int) -> None:
     """Seed the generator behind randn/rand and the default parameter init."""
     global _rng
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         # None would reseed from the OS: runs would differ without a word
         raise TypeError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
     _rng = np.random.default_rng(seed)
@@ -550,7 +540,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str 
     """A new leaf holding a copy of `data` (as torch.tensor); Tensor(array) shares the array."""
     t = Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
     source = data.data if isinstance(data, Tensor) else data
-    if isinstance(source, np.ndarray) and np.shares_memory(t.data, source):
+    if isinstance(source, np.ndarray) and np.may_share_memory(t.data, source):  # bounds only: cheap
         t.data = t.data.copy()
     return t
 

@@ -32,8 +32,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def positive_int(name: str, value: Any) -> int:
     """value as an int, or ValueError naming `name` unless it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return _int_at_least(name, value, 1, "a positive integer")
+
+
+def nonnegative_int(name: str, value: Any) -> int:
+    """value as an int, or ValueError naming `name` unless it is an integer >= 0 (a seed)."""
+    return _int_at_least(name, value, 0, "a non-negative integer")
+
+
+def _int_at_least(name: str, value: Any, low: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 

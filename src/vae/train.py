@@ -16,7 +16,7 @@ import minigrad as mg
 
 from . import checkpoint, data
 from .loss import negative_elbo
-from .model import SAMPLERS, VAE, positive_int
+from .model import SAMPLERS, VAE, nonnegative_int, positive_int
 from .progress import Progress
 
 REPARAMETERIZATION_NODES = ["mu", "logvar", "half_logvar", "sigma", "eps", "sigma*eps", "z"]
@@ -46,8 +46,7 @@ class Config:
         real = isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)
         if not (real and lr > 0 and np.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got {lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        nonnegative_int("seed", self.seed)
         if self.protocol not in data.PROTOCOLS:
             raise ValueError(f"pixel protocol must be one of {data.PROTOCOLS}, got {self.protocol!r}")
         if self.sampler not in SAMPLERS:

@@ -589,7 +589,7 @@ def test_sgd_step_matches_reference_over_several_steps(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adam_first_step_is_lr_times_the_sign_of_the_gradient(dtype):
     # 1 - beta2 must be rounded once, from double: in float32, 1 - (float)0.999 is 1.3e-5 off
-    # and moved the first step by 6.4e-6 of lr
+    # and moved the first step by 6.6e-6 of lr
     for backend in (c, ref):
         p, g = np.zeros(3000, dtype), np.where(np.arange(3000) % 2, 1.0, -0.25).astype(dtype)
         m, v = np.zeros_like(p), np.zeros_like(p)

@@ -14,7 +14,7 @@ import types
 import warnings
 from collections.abc import Iterator
 
-import numpy as np
+from .._checks import is_integer
 
 from . import numpy_backend
 
@@ -94,7 +94,7 @@ MAX_THREADS = 4096
 
 def set_num_threads(n: int) -> None:
     """Threads the C kernels may use (OpenMP); also set by MINIGRAD_NUM_THREADS."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+    if not is_integer(n) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"number of threads must be a positive integer (at most {MAX_THREADS}), got {n!r}")
     if c_backend is not None:
         c_backend.set_num_threads(int(n))  # an int or a numpy integer
