@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -307,6 +308,51 @@ def _backward_order(root: Tensor) -> list[Tensor]:
     return [nodes[i] for i in sorted(nodes, reverse=True)]
 
 
+# In-place updates that minigrad makes to tensors' arrays (optimizer steps, Module.load_state_dict):
+# id of the array -> (a weak reference to it, the node-id counter at the update, who made it).
+# Backward refuses a node recorded before such an update whose saved arrays overlap the updated
+# one: PyTorch's version-counter check, for the updates minigrad makes. (A user's own writes into
+# .data are not seen, as in PyTorch.) Node ids only grow, so "recorded before" is one comparison.
+_updated: dict[int, tuple[weakref.ReferenceType[np.ndarray], int, str]] = {}
+_last_update = 0  # the stamp of the latest update: nodes with a larger id need no check
+
+
+def mark_updated(arrays: Iterable[np.ndarray], by: str) -> None:
+    """Record that `by` (e.g. 'Adam.step()') has just changed these arrays in place."""
+    global _last_update
+    stamp = _last_update = next_id()
+    for a in arrays:
+        key = id(a)
+        entry = _updated.get(key)
+        ref = entry[0] if entry is not None and entry[0]() is a else weakref.ref(a, _forget(key))
+        _updated[key] = (ref, stamp, by)
+
+
+def _forget(key: int) -> Callable[[Any], None]:
+    """The callback that drops an array's entry from _updated when the array is freed."""
+
+    def drop(_ref: Any) -> None:
+        _updated.pop(key, None)
+
+    return drop
+
+
+def _check_not_updated(node: Tensor, fn: Function) -> None:
+    """Raise if an array that node's op saved was changed in place after the node was made."""
+    for ref, stamp, by in list(_updated.values()):
+        array = ref()
+        if array is None or stamp < node.id:
+            continue
+        for saved in fn.saved or ():
+            if isinstance(saved, np.ndarray) and np.may_share_memory(saved, array):
+                raise RuntimeError(
+                    f"backward through op '{fn.op}' of {_describe(node)}: a {array.shape} array it "
+                    f"saved for backward was changed in place by {by} after the graph was recorded, so the "
+                    "gradient would use the new values. Run the forward pass again after the "
+                    "update, or call backward before it."
+                )
+
+
 def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Propagate `grad` from root to every leaf that requires grad, accumulating into ``.grad``."""
     be = backend.current()
@@ -340,6 +386,8 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 "the first backward. Pass retain_graph=True to the first backward() to call it "
                 "again on the same graph."
             )
+        if node.id < _last_update:  # something changed in place since this node was recorded
+            _check_not_updated(node, fn)
         input_grads = fn.backward(fn, g)
         if not isinstance(input_grads, tuple):  # a namedtuple counts as a tuple
             input_grads = (input_grads,)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .autograd import mark_updated
 from ._checks import is_integer, is_real
 from .nn.module import Parameter
 
@@ -157,6 +158,7 @@ class SGD(Optimizer):
             states.append(s)
         backend.current().sgd_step(ps, gs, bufs, firsts, d["lr"], d["momentum"], d["dampening"],
                                    d["weight_decay"], d["nesterov"])  # fmt: skip
+        mark_updated(ps, "SGD.step()")
         for s, buf in zip(states, bufs):
             s["momentum_buffer"] = buf
 
@@ -204,5 +206,6 @@ class Adam(Optimizer):
                 steps.append(1)
             states.append(s)
         backend.current().adam_step(ps, gs, ms, vs, steps, d["lr"], b1, b2, d["eps"], d["weight_decay"])
+        mark_updated(ps, "Adam.step()")
         for s, m, v, step in zip(states, ms, vs, steps):
             s.update(step=step, exp_avg=m, exp_avg_sq=v)

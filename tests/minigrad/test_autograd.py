@@ -41,6 +41,64 @@ def test_second_backward_through_a_freed_graph_raises():
         y.backward()
 
 
+
+# ---------------------------------------------------------------- in-place updates of saved arrays
+@pytest.mark.parametrize("make_opt", [lambda ps: mg.optim.Adam(ps, lr=0.1), lambda ps: mg.optim.SGD(ps, lr=0.1)])
+def test_backward_refuses_a_retained_graph_whose_saved_weights_an_optimizer_changed(make_opt):
+    lin = mg.nn.Linear(3, 2)
+    opt = make_opt(lin.parameters())
+    loss = lin(mg.randn(4, 3)).sum()
+    loss.backward(retain_graph=True)
+    grad_before = lin.weight.grad.data.copy()
+    opt.step()  # changes the weight array that the linear node saved
+    name = type(opt).__name__
+    with pytest.raises(RuntimeError, match=rf"op 'linear'.*\(2, 3\) array.*changed in place by {name}\.step\(\)"):
+        loss.backward()
+    np.testing.assert_array_equal(lin.weight.grad.data, grad_before)  # nothing accumulated
+
+
+def test_backward_sees_an_update_through_a_view_and_load_state_dict():
+    w = mg.nn.Parameter(np.arange(6.0).reshape(2, 3))
+    x = leaf(np.ones((4, 3)))
+    loss = (x @ w.T).sum()  # matmul saved a transposed view of w's array
+    loss.backward(retain_graph=True)
+    model = mg.nn.Module()
+    model.w = w
+    model.load_state_dict({"w": np.zeros((2, 3))})
+    with pytest.raises(RuntimeError, match=r"op 'matmul'.*Module\.load_state_dict\(\)"):
+        loss.backward()
+
+
+def test_updates_that_no_saved_array_sees_leave_backward_alone():
+    w = mg.nn.Parameter(np.array([1.0, 2.0]))
+    opt = mg.optim.SGD([w], lr=0.5)
+    y = (w + 3.0).sum()  # add saves nothing: its gradient does not depend on w's values
+    y.backward(retain_graph=True)
+    opt.step()
+    y.backward()
+    np.testing.assert_array_equal(w.grad.data, [2, 2])
+    # the usual loop: every graph is recorded after the previous step
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    assert np.isfinite(w.data).all()
+
+
+def test_the_update_record_forgets_arrays_that_are_gone():
+    from minigrad import autograd
+
+    before = len(autograd._updated)
+    lin = mg.nn.Linear(5, 5)
+    lin(mg.randn(2, 5)).sum().backward()
+    mg.optim.Adam(lin.parameters()).step()
+    assert len(autograd._updated) == before + 2
+    del lin
+    import gc
+
+    gc.collect()
+    assert len(autograd._updated) == before
+
 def test_backward_through_a_100000_deep_graph():
     x = leaf(0.5)
     y = x

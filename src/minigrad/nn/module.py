@@ -9,6 +9,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..autograd import mark_updated
 from ..tensor import Tensor, as_array, default_generator, get_default_dtype
 from . import functional as F
 
@@ -123,6 +124,7 @@ class Module:
             staged[name] = arr
         for name, arr in staged.items():
             own[name].data[...] = arr
+        mark_updated([own[name].data for name in staged], f"{type(self).__name__}.load_state_dict()")
 
     def extra_repr(self) -> str:
         return ""
