@@ -218,7 +218,12 @@ def _jsonable(v: Any, depth: int = 0) -> Any:
             return f"<{type(v).__name__} of {len(v)} items>"
         return [_jsonable(x, depth + 1) for x in v]
     if isinstance(v, Mapping) and depth < 4 and len(v) <= 64:
-        return {str(k): _jsonable(x, depth + 1) for k, x in v.items()}
+        out = {str(k): _jsonable(x, depth + 1) for k, x in v.items()}
+        if len(out) < len(v):  # JSON keys are strings: 1 and '1' would keep one value
+            clash = [k for k in v if sum(str(j) == str(k) for j in v) > 1]
+            raise ValueError(f"graph dump: the keys {', '.join(map(repr, clash))} of a mapping become the "
+                             f"same JSON key {str(clash[0])!r}; use distinct string keys")  # fmt: skip
+        return out
     text = repr(v)
     return text if len(text) <= 80 else text[:77] + "..."
 

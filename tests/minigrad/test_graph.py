@@ -428,3 +428,11 @@ def test_save_refuses_a_folder_as_prefix(tmp_path, monkeypatch, prefix):
     with pytest.raises(ValueError, match="is a folder or empty"):
         graph.save((mg.tensor([1.0], requires_grad=True) * 2).sum(), prefix)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written beside it
+
+
+def test_meta_keys_that_collide_as_json_strings_are_refused():
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    y = (x * x).sum()
+    with pytest.raises(ValueError, match=r"keys 1, '1' of a mapping become the same JSON key '1'"):
+        graph.to_json(y, meta={1: "a", "1": "b", "step": 2})
+    assert graph.to_json(y, meta={1: "a", "step": 2})["meta"] == {"1": "a", "step": 2}
