@@ -1,12 +1,15 @@
 """Benchmark minigrad's C GEMM against numpy (OpenBLAS) and, if importable, PyTorch.
 
-    python bench/gemm.py [--threads N] [--repeats R] [--dtype f32|f64|both] [--so PATH]
+    python bench/gemm.py [--threads N] [--repeats R] [--rounds Q] [--dtype f32|f64|both]
+                         [--so PATH] [--only NAME]
 
 Prints one table per dtype: GFLOP/s of the raw kernel (cffi call with cached pointers), of
 `minigrad.Tensor @ minigrad.Tensor`, of numpy and of torch, and the ratios ours / numpy (and
-ours / torch). Each number is the median of R timed runs after a warm-up; every run rotates among
-several random input buffers (> L2 in total) so no operand sits in cache unfairly. Each result is
-checked against numpy before it is timed.
+ours / torch). Each number is the median of R timed runs after a warm-up, spread over Q rounds;
+every run rotates among several random input buffers (> L2 in total) so no operand sits in cache
+unfairly. The (rounds) column is the lowest and highest ours / numpy of the single rounds: on a
+shared machine it shows how much of a difference is drift. Each result is checked against numpy
+before it is timed.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ def parse_args():
     p.add_argument("--dtype", choices=["f32", "f64", "both"], default="both")
     p.add_argument("--so", help="load the kernels from this .so instead of minigrad._kernels")
     p.add_argument("--only", help="substring filter on the shape names")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="blocks per library; the repeats are spread over them, and the ours/np\n"
+                        "ratio of each round (medians within the round) gives the printed range")
     return p.parse_args()
 
 
@@ -86,8 +92,8 @@ except Exception:
     torch = None
 
 
-def median_times(fns: dict, repeats: int, nbuf: int, rounds: int = 3) -> dict:
-    """Median seconds per call of each fn(i).
+def median_times(fns: dict, repeats: int, nbuf: int, rounds: int) -> dict:
+    """Median seconds per call of each fn(i), and the median of each round.
 
     Implementations are timed in blocks (a few rounds of: pause, 300 ms warm-up, samples), not interleaved
     call by call: OpenBLAS's idle worker keeps spinning (sched_yield) for ~0.1 s after each call,
@@ -105,6 +111,7 @@ def median_times(fns: dict, repeats: int, nbuf: int, rounds: int = 3) -> dict:
         inner[name] = max(1, int(2e-3 / max(per, 1e-7)))
     samples = {name: [] for name in fns}
     per_round = max(1, (repeats + rounds - 1) // rounds)
+    by_round = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             time.sleep(0.25)
@@ -125,7 +132,8 @@ def median_times(fns: dict, repeats: int, nbuf: int, rounds: int = 3) -> dict:
                 for j in range(n_in):
                     fn((r + j) % nbuf)
                 samples[name].append((time.perf_counter() - t0) / n_in)
-    return {name: float(np.median(v)) for name, v in samples.items()}
+            by_round[name].append(float(np.median(samples[name][-per_round:])))
+    return {name: (float(np.median(v)), by_round[name]) for name, v in samples.items()}
 
 
 def bench_shape(dtype, m, n, k, ta, tb):
@@ -181,8 +189,12 @@ def bench_shape(dtype, m, n, k, ta, tb):
         tA = [torch.from_numpy(x) for x in opa]
         tB = [torch.from_numpy(x) for x in opb]
         fns["torch"] = lambda i: torch.matmul(tA[i], tB[i])
-    for name, t in median_times(fns, args.repeats, nbuf).items():
+    for name, (t, rounds) in median_times(fns, args.repeats, nbuf, args.rounds).items():
         row[name] = flop / t / 1e9
+        row[name + " rounds"] = rounds
+    # ours / numpy in each round (the two blocks of a round are seconds apart): their range shows
+    # how far the machine's drift moves the ratio in this run
+    row["np range"] = [tn / to for to, tn in zip(row["ours rounds"], row["numpy rounds"])]
     return row
 
 
@@ -209,7 +221,8 @@ def main():
     dtypes = {"f32": [np.float32], "f64": [np.float64], "both": [np.float32, np.float64]}[args.dtype]
     for dtype in dtypes:
         print(f"\n{np.dtype(dtype).name}, GFLOP/s (median)")
-        head = f"{'shape':<17} {'m x n x k':>16} {'op':>4} {'ours':>8} {'Tensor':>8} {'numpy':>8} {'ours/np':>8}"
+        head = (f"{'shape':<17} {'m x n x k':>16} {'op':>4} {'ours':>8} {'Tensor':>8} {'numpy':>8} {'ours/np':>8}"
+                f" {'(rounds)':>10}")
         if torch is not None:
             head += f" {'torch':>8} {'ours/pt':>8}"
         print(head)
@@ -222,13 +235,14 @@ def main():
             ratio = r["ours"] / r["numpy"]
             ratios.append(ratio)
             line = (f"{name:<17} {f'{m}x{n}x{k}':>16} {ops:>4} {fmt(r['ours'])} {fmt(r['tensor'])}"
-                    f" {fmt(r['numpy'])} {ratio:8.2f}")
+                    f" {fmt(r['numpy'])} {ratio:8.2f} {min(r['np range']):5.2f}-{max(r['np range']):4.2f}")
             if torch is not None:
                 line += f" {fmt(r['torch'])} {r['ours'] / r['torch']:8.2f}"
             print(line, flush=True)
         if ratios:
             print(f"{'geomean ours/np':<17} {'':>16} {'':>4} {'':>8} {'':>8} {'':>8} "
                   f"{float(np.exp(np.mean(np.log(ratios)))):8.2f}")
+            print(f"(rounds): ours/np within each of the {args.rounds} rounds, lowest-highest")
 
 
 if __name__ == "__main__":
