@@ -152,6 +152,11 @@ class Function:
     # is recorded they can share one node that keeps nothing; a user's Function may store
     # anything on ctx and always gets a node of its own
     shares_unrecorded_node: ClassVar[bool] = False
+    # which input's gradient reads each saved array (None: every backward reads it), e.g. (1, 0)
+    # for a * b: b is read only for da, a only for db. The check for in-place updates skips an
+    # array whose reader needs no gradient, as PyTorch does (it does not save such an array).
+    # None for the whole tuple: every saved array is read. Not inherited, like the flag above.
+    saved_reads: ClassVar[tuple[int | None, ...] | None] = None
     __slots__ = ("inputs", "saved", "needs_input_grad", "params")
     inputs: tuple[Tensor, ...]
     saved: tuple[Any, ...] | None  # None once backward has freed it
@@ -161,6 +166,8 @@ class Function:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.shares_unrecorded_node = False  # not inherited: ops.py marks its own classes
+        if "saved_reads" not in cls.__dict__:
+            cls.saved_reads = None
         if "op" in cls.__dict__:
             REGISTRY[cls.op] = cls
 
@@ -315,17 +322,21 @@ def _backward_order(root: Tensor) -> list[Tensor]:
 # .data are not seen, as in PyTorch.) Node ids only grow, so "recorded before" is one comparison.
 _updated: dict[int, tuple[weakref.ReferenceType[np.ndarray], int, str]] = {}
 _last_update = 0  # the stamp of the latest update: nodes with a larger id need no check
+_update_lock = threading.Lock()
 
 
 def mark_updated(arrays: Iterable[np.ndarray], by: str) -> None:
     """Record that `by` (e.g. 'Adam.step()') has just changed these arrays in place."""
     global _last_update
-    stamp = _last_update = next_id()
-    for a in arrays:
-        key = id(a)
-        entry = _updated.get(key)
-        ref = entry[0] if entry is not None and entry[0]() is a else weakref.ref(a, _forget(key))
-        _updated[key] = (ref, stamp, by)
+    # one at a time: two threads stepping at once could otherwise store their stamps in the
+    # wrong order, and an earlier stamp in _last_update hides the later update from backward
+    with _update_lock:
+        stamp = _last_update = next_id()
+        for a in arrays:
+            key = id(a)
+            entry = _updated.get(key)
+            ref = entry[0] if entry is not None and entry[0]() is a else weakref.ref(a, _forget(key))
+            _updated[key] = (ref, stamp, by)
 
 
 def _forget(key: int) -> Callable[[Any], None]:
@@ -339,12 +350,20 @@ def _forget(key: int) -> Callable[[Any], None]:
 
 def _check_not_updated(node: Tensor, fn: Function) -> None:
     """Raise if an array that node's op saved was changed in place after the node was made."""
+    reads, need = fn.saved_reads, fn.needs_input_grad
+    arrays = []  # the saved arrays that this backward reads
+    for k, saved in enumerate(fn.saved or ()):
+        reader = reads[k] if reads is not None and k < len(reads) else None
+        if isinstance(saved, np.ndarray) and (reader is None or reader >= len(need) or need[reader]):
+            arrays.append(saved)
+    if not arrays:
+        return
     for ref, stamp, by in list(_updated.values()):
         array = ref()
         if array is None or stamp < node.id:
             continue
-        for saved in fn.saved or ():
-            if isinstance(saved, np.ndarray) and np.may_share_memory(saved, array):
+        for saved in arrays:
+            if np.may_share_memory(saved, array):
                 raise RuntimeError(
                     f"backward through op '{fn.op}' of {_describe(node)}: a {array.shape} array it "
                     f"saved for backward was changed in place by {by} after the graph was recorded, so the "

@@ -192,6 +192,10 @@ def _grad_stats(grad: Tensor | None) -> dict[str, Any] | None:
     return {"norm": _num(norm), "mean": _num(mean), "max_abs": _num(absmax), "nan": nan, "inf": inf}
 
 
+class _KeyClash(ValueError):
+    """A mapping whose keys collide as JSON strings (1 and '1')."""
+
+
 def _jsonable(v: Any, depth: int = 0) -> Any:
     """An op parameter as JSON: small things as they are, big arrays as a shape/dtype summary."""
     if v is None or isinstance(v, (bool, str)):
@@ -220,9 +224,10 @@ def _jsonable(v: Any, depth: int = 0) -> Any:
     if isinstance(v, Mapping) and depth < 4 and len(v) <= 64:
         out = {str(k): _jsonable(x, depth + 1) for k, x in v.items()}
         if len(out) < len(v):  # JSON keys are strings: 1 and '1' would keep one value
-            clash = [k for k in v if sum(str(j) == str(k) for j in v) > 1]
-            raise ValueError(f"graph dump: the keys {', '.join(map(repr, clash))} of a mapping become the "
-                             f"same JSON key {str(clash[0])!r}; use distinct string keys")  # fmt: skip
+            key = next(str(k) for k in v if sum(str(j) == str(k) for j in v) > 1)
+            clash = [k for k in v if str(k) == key]  # one group: the keys that become `key`
+            raise _KeyClash(f"graph dump: the keys {', '.join(map(repr, clash))} of a mapping become the "
+                            f"same JSON key {key!r}; use distinct string keys")  # fmt: skip
         return out
     text = repr(v)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -233,7 +238,18 @@ def _op_params(t: Tensor) -> dict[str, Any]:
     params = getattr(ctx, "params", None) if ctx is not None else None
     if not params:
         return {}
-    return {str(k): _jsonable(v) for k, v in params.items()}
+    return {str(k): _param_json(v) for k, v in params.items()}
+
+
+def _param_json(v: Any) -> Any:
+    """One op parameter as JSON. A mapping whose keys collide as JSON strings is shown as text:
+    a user's Function may take any parameter, and its graph must still dump (meta= is the
+    caller's own and raises instead)."""
+    try:
+        return _jsonable(v)
+    except _KeyClash:
+        text = repr(v)
+        return text if len(text) <= 80 else text[:77] + "..."
 
 
 # ---------------------------------------------------------------- to_json

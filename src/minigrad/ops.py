@@ -56,6 +56,7 @@ class Mul(Function):
     """a * b;  da = g b, db = g a"""
 
     op = "mul"
+    saved_reads = (1, 0)  # b for da, a for db
 
     @staticmethod
     def forward(ctx, a, b):
@@ -304,6 +305,7 @@ class MatMul(Function):
     """a @ b for 2-D or batched (N-d) operands;  da = g @ b^T, db = a^T @ g"""
 
     op = "matmul"
+    saved_reads = (1, 0)  # b for da, a for db
 
     @staticmethod
     def forward(ctx, a, b):
@@ -521,6 +523,7 @@ class Linear(Function):
     dpre = g act'(y), dx = dpre W, dW = dpre^T x, db = sum over rows of dpre"""
 
     op = "linear"
+    saved_reads = (1, 0, None)  # x for dW, W for dx, y (act') for all
 
     @staticmethod
     def forward(ctx, x, w, *bias, act):

@@ -47,7 +47,7 @@ def test_second_backward_through_a_freed_graph_raises():
 def test_backward_refuses_a_retained_graph_whose_saved_weights_an_optimizer_changed(make_opt):
     lin = mg.nn.Linear(3, 2)
     opt = make_opt(lin.parameters())
-    loss = lin(mg.randn(4, 3)).sum()
+    loss = lin(mg.randn(4, 3, requires_grad=True)).sum()  # the input's gradient reads the weight
     loss.backward(retain_graph=True)
     grad_before = lin.weight.grad.data.copy()
     opt.step()  # changes the weight array that the linear node saved
@@ -98,6 +98,60 @@ def test_the_update_record_forgets_arrays_that_are_gone():
 
     gc.collect()
     assert len(autograd._updated) == before
+
+
+def test_updates_to_arrays_that_backward_does_not_read_leave_it_alone():
+    # PyTorch allows these: the updated weight feeds only the gradient of an input that needs none
+    lin = mg.nn.Linear(3, 2)
+    w = mg.nn.Parameter(np.ones((2, 3)), dtype=mg.float32)
+    c = mg.tensor([[1.0, 2.0, 3.0]])
+    opt = mg.optim.SGD([*lin.parameters(), w], lr=0.1)
+    x = mg.randn(4, 3)  # data: needs no gradient
+    losses = [lin(x, "relu").sum(), (c * w).sum(), (x @ w.T).sum()]
+    for loss in losses:
+        loss.backward(retain_graph=True)
+    first = [p.grad.data.copy() for p in opt.params]
+    opt.step()
+    for loss in losses:
+        loss.backward()  # the recorded gradients again, no error
+    for p, g in zip(opt.params, first):
+        np.testing.assert_allclose(p.grad.data, 2 * g)
+    y = (w * w).sum()  # w's own gradient reads w: still refused
+    y.backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(RuntimeError, match="op 'mul'"):
+        y.backward()
+
+
+def test_an_update_in_another_thread_is_not_hidden_by_an_earlier_stamp(monkeypatch):
+    import threading
+
+    from minigrad import autograd
+
+    w = mg.nn.Parameter(np.ones(2))
+    graphs = []
+    real_next_id = autograd.next_id
+
+    def next_id_then_another_thread_steps():
+        stamp = real_next_id()  # thread A's stamp for its own update...
+        monkeypatch.setattr(autograd, "next_id", real_next_id)
+        y = (w * w).sum()  # ...a graph recorded after it...
+        y.backward(retain_graph=True)
+        graphs.append(y)
+        # ...and thread B's update of w, stamped later, before A stores its stamp
+        other = threading.Thread(target=autograd.mark_updated, args=([w.data], "SGD.step()"))
+        other.start()
+        other.join(timeout=0.2)  # with the lock, B waits for A and this times out
+        graphs.append(other)
+        return stamp
+
+    monkeypatch.setattr(autograd, "next_id", next_id_then_another_thread_steps)
+    autograd.mark_updated([np.zeros(1)], "Adam.step()")
+    y, other = graphs
+    other.join()
+    with pytest.raises(RuntimeError, match=r"op 'mul'.*SGD\.step\(\)"):
+        y.backward()
+
 
 def test_backward_through_a_100000_deep_graph():
     x = leaf(0.5)

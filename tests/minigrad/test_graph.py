@@ -436,3 +436,21 @@ def test_meta_keys_that_collide_as_json_strings_are_refused():
     with pytest.raises(ValueError, match=r"keys 1, '1' of a mapping become the same JSON key '1'"):
         graph.to_json(y, meta={1: "a", "1": "b", "step": 2})
     assert graph.to_json(y, meta={1: "a", "step": 2})["meta"] == {"1": "a", "step": 2}
+
+
+def test_a_user_op_parameter_whose_keys_collide_dumps_as_text_and_meta_names_one_clash():
+    class Look(mg.Function):
+        @staticmethod
+        def forward(ctx, x, table):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    y = Look.apply(x, table={1: "a", "1": "b"}).sum()
+    node = next(n for n in graph.to_json(y)["nodes"] if n["params"])
+    assert node["params"] == {"table": "{1: 'a', '1': 'b'}"}  # the graph still dumps
+    with pytest.raises(ValueError, match=r"keys 2, '2' of a mapping become the same JSON key '2';"):
+        graph.to_json(y, meta={"step": 1, 2: "a", "2": "b", 3: "c", "3": "d"})
