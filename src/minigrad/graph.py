@@ -222,15 +222,16 @@ def _jsonable(v: Any, depth: int = 0) -> Any:
             return f"<{type(v).__name__} of {len(v)} items>"
         return [_jsonable(x, depth + 1) for x in v]
     if isinstance(v, Mapping) and depth < 4 and len(v) <= 64:
-        out = {str(k): _jsonable(x, depth + 1) for k, x in v.items()}
-        if len(out) < len(v):  # JSON keys are strings: 1 and '1' would keep one value
-            key = next(str(k) for k in v if sum(str(j) == str(k) for j in v) > 1)
-            clash = [k for k in v if str(k) == key]  # one group: the keys that become `key`
-            raise _KeyClash(f"graph dump: the keys {', '.join(map(repr, clash))} of a mapping become the "
-                            f"same JSON key {key!r}; use distinct string keys")  # fmt: skip
+        out = {}
+        for k, x in v.items():
+            key = str(k)
+            if key in out:  # JSON keys are strings: 1 and '1' would keep one value
+                clash = ", ".join(repr(j) for j in v if str(j) == key)
+                raise _KeyClash(f"graph dump: the keys {clash} of a mapping become the same JSON key "
+                                f"{key!r}; use distinct string keys")  # fmt: skip
+            out[key] = _jsonable(x, depth + 1)
         return out
-    text = repr(v)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return _short(v, 80)
 
 
 def _op_params(t: Tensor) -> dict[str, Any]:
@@ -248,8 +249,7 @@ def _param_json(v: Any) -> Any:
     try:
         return _jsonable(v)
     except _KeyClash:
-        text = repr(v)
-        return text if len(text) <= 80 else text[:77] + "..."
+        return _short(v, 80)
 
 
 # ---------------------------------------------------------------- to_json
@@ -670,9 +670,10 @@ _VALUE_FIELDS = {"mean": "stat", "std": "stat", "min": "stat", "max": "stat", "n
 _GRAD_FIELDS = {"norm": "stat", "mean": "stat", "max_abs": "stat", "nan": "count", "inf": "count"}
 
 
-def _short(x: Any) -> str:
+def _short(x: Any, limit: int = 60) -> str:
+    """repr(x), cut to `limit` characters."""
     text = repr(x)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check(obj: Mapping[str, Any], fields: Mapping[str, str], prefix: str = "") -> str | None:

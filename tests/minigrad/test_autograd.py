@@ -41,7 +41,6 @@ def test_second_backward_through_a_freed_graph_raises():
         y.backward()
 
 
-
 # ---------------------------------------------------------------- in-place updates of saved arrays
 @pytest.mark.parametrize("make_opt", [lambda ps: mg.optim.Adam(ps, lr=0.1), lambda ps: mg.optim.SGD(ps, lr=0.1)])
 def test_backward_refuses_a_retained_graph_whose_saved_weights_an_optimizer_changed(make_opt):
